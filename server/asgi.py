@@ -1,0 +1,234 @@
+"""ASGI bridge pieces shared by the HTTP and WebSocket glue: server state, scopes, lifespan.
+
+Scopes follow the asgiref "HTTP and WebSocket" spec (version 2.4); lifespan follows the
+"Lifespan" spec with `state`. This module does no socket I/O of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from server.types import ASGIApp, Message, Scope
+
+if TYPE_CHECKING:
+    from server.config import Config
+    from server.http11 import Request
+
+__all__ = ["ServerState", "ClientDisconnected", "Lifespan", "LifespanError", "build_scope"]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+SERVER_HEADER = (b"server", b"wsrun")
+
+error_log = logging.getLogger("wsrun.error")
+
+
+class ClientDisconnected(OSError):
+    """`send()` on a connection the client already closed (ASGI spec 2.4)."""
+
+
+class ServerState:
+    """What every connection of one server shares: config, app, live connections, tasks."""
+
+    def __init__(self, config: Config, app: ASGIApp) -> None:
+        self.config = config
+        self.app = app
+        self.connections: set[Any] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.lifespan_state: dict[str, Any] = {}
+        self.shutting_down = False
+        self.trusted_proxies = config.trusted_proxies
+        self._date_second = 0
+        self._default_headers: list[tuple[bytes, bytes]] = []
+
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        """`server` and `date` headers, the date formatted once per second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            headers = []
+            if self.config.server_header:
+                headers.append(SERVER_HEADER)
+            if self.config.date_header:
+                headers.append((b"date", formatdate(now, usegmt=True).encode()))
+            self._default_headers = headers
+        return self._default_headers
+
+    def over_capacity(self) -> bool:
+        limit = self.config.limit_concurrency
+        return limit is not None and (
+            len(self.connections) > limit or len(self.tasks) >= limit
+        )
+
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def build_scope(
+    state: ServerState,
+    request: Request,
+    *,
+    websocket: bool,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    tls: bool,
+) -> Scope:
+    """The ASGI scope of a request, with --root-path and trusted proxy headers applied."""
+    config = state.config
+    scheme = ("wss" if tls else "ws") if websocket else ("https" if tls else "http")
+    headers = request.headers
+    if config.proxy_headers and client is not None and _trusted(state, client[0]):
+        scheme, client = _apply_proxy_headers(state, headers, scheme, client, websocket)
+    root_path = config.root_path
+    scope: dict[str, Any] = {
+        "type": "websocket" if websocket else "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        "scheme": scheme,
+        "path": root_path + request.path,
+        "raw_path": root_path.encode() + request.raw_path,
+        "query_string": request.query_string,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "state": state.lifespan_state.copy(),
+    }
+    if websocket:
+        scope["subprotocols"] = _subprotocols(headers)
+        scope["extensions"] = {"websocket.http.response": {}}
+    else:
+        scope["method"] = request.method
+    return scope
+
+
+def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    protocols: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            protocols.extend(
+                p.strip() for p in value.decode("latin-1").split(",") if p.strip()
+            )
+    return protocols
+
+
+def _trusted(state: ServerState, host: str) -> bool:
+    return "*" in state.trusted_proxies or host in state.trusted_proxies
+
+
+def _apply_proxy_headers(
+    state: ServerState,
+    headers: list[tuple[bytes, bytes]],
+    scheme: str,
+    client: tuple[str, int],
+    websocket: bool,
+) -> tuple[str, tuple[str, int]]:
+    for name, value in headers:
+        if name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").split(",")[-1].strip().lower()
+            if proto in ("http", "https", "ws", "wss"):
+                secure = proto in ("https", "wss")
+                scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
+        elif name == b"x-forwarded-for":
+            # The nearest untrusted hop, read from the right: proxies append to this list.
+            hosts = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
+            for host in reversed(hosts):
+                if not _trusted(state, host):
+                    client = (host, 0)
+                    break
+            else:
+                if hosts:
+                    client = (hosts[0], 0)
+    return scheme, client
+
+
+class LifespanError(Exception):
+    """Startup failed (the app sent `lifespan.startup.failed` or raised with --lifespan on)."""
+
+
+class _Phase(enum.Enum):
+    IDLE = enum.auto()
+    STARTUP = enum.auto()
+    RUNNING = enum.auto()
+    SHUTDOWN = enum.auto()
+    DONE = enum.auto()
+
+
+class Lifespan:
+    """Runs the app's lifespan scope: startup before serving, shutdown after."""
+
+    def __init__(self, state: ServerState, mode: str) -> None:
+        self.state = state
+        self.mode = mode
+        self.phase = _Phase.IDLE
+        self.unsupported = False
+        self.receive_queue: asyncio.Queue[Message] = asyncio.Queue()
+        self.startup_done = asyncio.Event()
+        self.shutdown_done = asyncio.Event()
+        self.failure: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        """Raises: LifespanError when the app reports a failed startup."""
+        if self.mode == "off":
+            return
+        scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state.lifespan_state}
+        self.task = asyncio.get_running_loop().create_task(self._main(scope))
+        self.phase = _Phase.STARTUP
+        await self.receive_queue.put({"type": "lifespan.startup"})
+        await self.startup_done.wait()
+        if self.failure is not None:
+            raise LifespanError(self.failure)
+        self.phase = _Phase.RUNNING
+
+    async def shutdown(self) -> None:
+        if self.mode == "off" or self.unsupported or self.task is None or self.task.done():
+            return
+        self.phase = _Phase.SHUTDOWN
+        await self.receive_queue.put({"type": "lifespan.shutdown"})
+        await self.shutdown_done.wait()
+        if self.failure is not None:
+            error_log.error("Application shutdown failed: %s", self.failure)
+
+    async def _main(self, scope: Scope) -> None:
+        try:
+            await self.state.app(scope, self.receive_queue.get, self._send)
+        except BaseException as exc:
+            if self.phase is _Phase.STARTUP and self.mode == "auto":
+                self.unsupported = True
+                error_log.info("ASGI 'lifespan' protocol appears unsupported.")
+            else:
+                self.failure = self.failure or f"{type(exc).__name__}: {exc}"
+                error_log.error("Exception in 'lifespan' protocol", exc_info=exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            if self.phase is _Phase.STARTUP and self.mode == "auto":
+                self.unsupported = True
+            elif self.phase is _Phase.STARTUP:
+                self.failure = "the app returned before completing lifespan startup"
+        finally:
+            self.startup_done.set()
+            self.shutdown_done.set()
+
+    async def _send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.phase is _Phase.STARTUP and kind == "lifespan.startup.complete":
+            self.startup_done.set()
+        elif self.phase is _Phase.STARTUP and kind == "lifespan.startup.failed":
+            self.failure = message.get("message") or "lifespan startup failed"
+            self.startup_done.set()
+        elif self.phase is _Phase.SHUTDOWN and kind == "lifespan.shutdown.complete":
+            self.shutdown_done.set()
+        elif self.phase is _Phase.SHUTDOWN and kind == "lifespan.shutdown.failed":
+            self.failure = message.get("message") or "lifespan shutdown failed"
+            self.shutdown_done.set()
+        else:
+            raise RuntimeError(f"Unexpected ASGI message '{kind}' in lifespan phase {self.phase.name}")

@@ -1,0 +1,114 @@
+"""The `wsrun` command: click options (named like uvicorn's) -> Config -> Server on uvloop.
+
+Every option can also come from a `WSRUN_` environment variable (`WSRUN_PORT=9000`).
+A mistake (bad option, app that cannot be imported, port in use) prints one line and
+exits 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sys
+from typing import Any
+
+import click
+
+from server import __version__
+from server.config import LOG_LEVELS, AppLoadError
+from server.asgi import LifespanError
+
+__all__ = ["main", "cli"]
+
+LIFESPAN = click.Choice(["auto", "on", "off"])
+LEVELS = click.Choice(list(LOG_LEVELS))
+
+
+@click.command(
+    context_settings={"auto_envvar_prefix": "WSRUN", "help_option_names": ["-h", "--help"]},
+    help="Serve the ASGI app APP (\"module:attribute\") over HTTP/1.1 and WebSocket.",
+)
+@click.argument("app", envvar="WSRUN_APP")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind socket to this host.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Bind socket to this port (0: any free port).")
+@click.option("--uds", default=None, help="Bind to a Unix domain socket.")
+@click.option("--fd", default=None, type=int, help="Bind to the socket with this file descriptor.")
+@click.option("--backlog", default=2048, show_default=True, type=click.IntRange(1),
+              help="Maximum number of connections waiting to be accepted.")
+@click.option("--factory", is_flag=True, default=False,
+              help="Treat APP as a factory: call it with no arguments to get the app.")
+@click.option("--app-dir", default=".", show_default=True,
+              help="Look for APP in this directory (put first on sys.path).")
+@click.option("--ws-max-size", default=16 * 1024 * 1024, show_default=True, type=click.IntRange(1),
+              help="Largest WebSocket message in bytes; larger ones close with 1009.")
+@click.option("--ws-ping-interval", default=20.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds between keepalive pings (0: none).")
+@click.option("--ws-ping-timeout", default=20.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to wait for a pong before closing with 1011 (0: wait forever).")
+@click.option("--ws-close-timeout", default=5.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Seconds to wait for the peer's close frame before cutting TCP.")
+@click.option("--timeout-handshake", default=10.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="Seconds a new connection has to send a complete request head.")
+@click.option("--timeout-keep-alive", default=5.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="Close idle keep-alive connections after this many seconds.")
+@click.option("--timeout-graceful-shutdown", default=5.0, show_default=True,
+              type=click.FloatRange(0),
+              help="Seconds to wait for connections to close on shutdown.")
+@click.option("--limit-concurrency", default=None, type=click.IntRange(1),
+              help="Answer 503 past this many connections or tasks.")
+@click.option("--root-path", default="", help="ASGI root_path, for an app mounted below a path.")
+@click.option("--proxy-headers/--no-proxy-headers", default=True, show_default=True,
+              help="Trust X-Forwarded-For / X-Forwarded-Proto from --forwarded-allow-ips.")
+@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+              help="Comma-separated proxy addresses to trust ('*' for all).")
+@click.option("--ssl-keyfile", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TLS private key file (serves https:// and wss://).")
+@click.option("--ssl-certfile", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="TLS certificate file.")
+@click.option("--ssl-keyfile-password", default=None, help="Password of the TLS key file.")
+@click.option("--log-level", default="info", show_default=True, type=LEVELS, help="Log level.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Log each request and WebSocket session.")
+@click.option("--log-config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Logging configuration file (.json dictConfig, or .ini fileConfig).")
+@click.option("--lifespan", default="auto", show_default=True, type=LIFESPAN,
+              help="Run the app's lifespan startup/shutdown (auto: if it supports it).")
+@click.version_option(__version__, "--version", prog_name="wsrun", message="%(prog)s %(version)s")
+def cli(app: str, **options: Any) -> None:
+    if options["ssl_keyfile"] and not options["ssl_certfile"]:
+        raise click.UsageError("--ssl-keyfile needs --ssl-certfile")
+    options["ws_ping_interval"] = options["ws_ping_interval"] or None
+    options["ws_ping_timeout"] = options["ws_ping_timeout"] or None
+    from server.main import run
+
+    run(app, **options)
+
+
+def main(argv: list[str] | None = None, prog_name: str = "wsrun") -> None:
+    """Entry point: one-line errors and exit 1 instead of tracebacks."""
+    try:
+        cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(1)
+    except click.ClickException as exc:
+        _die(exc.format_message())
+    except AppLoadError as exc:
+        _die(str(exc))
+    except LifespanError as exc:
+        _die(f"application startup failed: {exc}", code=3)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _die(f"cannot listen: address already in use ({exc})")
+        _die(f"cannot start: {exc}")
+    except KeyboardInterrupt:
+        sys.exit(0)
+    sys.exit(0)
+
+
+def _die(message: str, code: int = 1) -> None:
+    logging.shutdown()
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)

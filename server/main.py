@@ -1,0 +1,191 @@
+"""`Server`: listening sockets, lifespan, signals and graceful shutdown; `run()` for scripts.
+
+Shutdown (SIGTERM/SIGINT, or `Server.exit()`): stop accepting, close every WebSocket with
+1001, let in-flight HTTP responses finish, wait up to --timeout-graceful-shutdown for
+connections to end, cut the rest, run lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from server.asgi import Lifespan, LifespanError, ServerState
+from server.config import Config
+from server.protocol import HttpProtocol
+from server.types import ASGIApp
+
+__all__ = ["Server", "run", "new_event_loop"]
+
+error_log = logging.getLogger("wsrun.error")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop where uvloop is installed, else the stdlib one."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class Server:
+    """An ASGI server usable inside a running event loop.
+
+    Example:
+        server = Server(Config(app=my_app, port=0))
+        task = asyncio.create_task(server.serve())
+        await server.started.wait(); ...; server.exit(); await task
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = asyncio.Event()
+        self.servers: list[asyncio.base_events.Server] = []
+        self.state: ServerState | None = None
+        self._exit = asyncio.Event()
+        self._force_exit = False
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for server in self.servers for sock in server.sockets]
+
+    def exit(self) -> None:
+        """Start a graceful shutdown; a second call cuts the wait short."""
+        if self._exit.is_set():
+            self._force_exit = True
+        self._exit.set()
+
+    async def serve(self, install_signal_handlers: bool = False) -> None:
+        """Serve until `exit()` or a signal.
+
+        Raises:
+            AppLoadError: the app cannot be imported.
+            LifespanError: the app's startup failed.
+            OSError: the address cannot be bound.
+        """
+        config = self.config
+        app: ASGIApp = config.load_app()
+        state = self.state = ServerState(config, app)
+        lifespan = Lifespan(state, config.lifespan)
+        await lifespan.startup()
+        try:
+            await self._listen(state)
+        except BaseException:
+            await lifespan.shutdown()
+            raise
+        if install_signal_handlers:
+            self._install_signal_handlers()
+        self._log_started()
+        self.started.set()
+        await self._exit.wait()
+        await self._shutdown(state)
+        await lifespan.shutdown()
+        error_log.info("Finished server process [%d]", os.getpid())
+
+    async def _listen(self, state: ServerState) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.BaseProtocol] = lambda: HttpProtocol(state)  # noqa: E731
+        ssl_context = config.ssl_context()
+        if config.fd is not None:
+            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
+            if sock.family != socket.AF_UNIX:
+                sock.close()
+                sock = socket.fromfd(config.fd, socket.AF_INET, socket.SOCK_STREAM)
+            server = await loop.create_server(factory, sock=sock, ssl=ssl_context, backlog=config.backlog)
+        elif config.uds is not None:
+            if os.path.exists(config.uds) and not os.path.isfile(config.uds):
+                os.unlink(config.uds)
+            server = await loop.create_unix_server(
+                factory, path=config.uds, ssl=ssl_context, backlog=config.backlog
+            )
+            os.chmod(config.uds, 0o666)
+        else:
+            server = await loop.create_server(
+                factory, host=config.host, port=config.port, ssl=ssl_context,
+                backlog=config.backlog, reuse_address=True,
+            )
+        self.servers.append(server)
+
+    def _log_started(self) -> None:
+        config = self.config
+        scheme = "https" if config.is_ssl else "http"
+        error_log.info("Started server process [%d]", os.getpid())
+        for sock in self.sockets:
+            name = sock.getsockname()
+            if sock.family == socket.AF_UNIX:
+                where = f"{scheme}+unix://{name}"
+            elif sock.family == socket.AF_INET6:
+                where = f"{scheme}://[{name[0]}]:{name[1]}"
+            else:
+                where = f"{scheme}://{name[0]}:{name[1]}"
+            error_log.info("wsrun running on %s (Press CTRL+C to quit)", where)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.exit)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.exit))
+
+    async def _shutdown(self, state: ServerState) -> None:
+        error_log.info("Shutting down")
+        state.shutting_down = True
+        for server in self.servers:
+            server.close()
+        for connection in list(state.connections):
+            connection.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout_graceful_shutdown
+        while (state.connections or state.tasks) and loop.time() < deadline and not self._force_exit:
+            await asyncio.sleep(0.05)
+        if state.connections or state.tasks:
+            error_log.warning(
+                "Graceful shutdown timed out: cutting %d connection(s)", len(state.connections)
+            )
+        for connection in list(state.connections):
+            transport = connection.transport
+            if transport is not None:
+                transport.abort()
+        for task in list(state.tasks):
+            task.cancel()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=1.0)
+        for server in self.servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        if self.config.uds and os.path.exists(self.config.uds):
+            os.unlink(self.config.uds)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main)
+
+
+def run(app: ASGIApp | str, **options: Any) -> None:
+    """Serve `app` until SIGINT/SIGTERM; `options` are `Config` fields (e.g. port=8000).
+
+    Raises:
+        AppLoadError, LifespanError, OSError: see `Server.serve`.
+    """
+    config = Config(app=app, **options)
+    config.configure_logging()
+    server = Server(config)
+    try:
+        _run(server.serve(install_signal_handlers=True))
+    except LifespanError as exc:
+        error_log.error("Application startup failed: %s", exc)
+        raise
+    finally:
+        sys.stdout.flush()

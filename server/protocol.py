@@ -1,0 +1,418 @@
+"""asyncio glue for HTTP/1.1: one `HttpProtocol` per TCP connection.
+
+Strategy: bytes go into the sans-I/O `RequestParser`; each `Request` becomes one
+`HTTPCycle` that runs the app in a task. Requests are answered strictly in order: while
+a response is in flight, the next pipelined request stays parsed-but-unread in the parser,
+and reading pauses when too much is buffered. A WebSocket upgrade hands the transport to
+`WebSocketProtocol` (server/wsprotocol.py) with the bytes that followed the request.
+
+Timers: the request head must arrive within --timeout-handshake (a client sending one
+header byte a second is dropped); an idle keep-alive connection closes after
+--timeout-keep-alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+from server.asgi import ServerState, build_scope
+from server.errors import RequestError
+from server.handshake import check_request
+from server.http11 import (
+    Data,
+    EndOfMessage,
+    Request,
+    RequestParser,
+    ResponseWriter,
+    error_response,
+    validate_header,
+)
+from server.types import Message
+
+__all__ = ["HttpProtocol", "HTTPCycle", "peer_addresses"]
+
+error_log = logging.getLogger("wsrun.error")
+access_log = logging.getLogger("wsrun.access")
+
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def peer_addresses(
+    transport: asyncio.BaseTransport,
+) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """(client, server) address pairs for the scope; None on a Unix socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+    client = transport.get_extra_info("peername")
+    server = transport.get_extra_info("sockname")
+    return (
+        (str(client[0]), int(client[1])) if isinstance(client, tuple) else None,
+        (str(server[0]), int(server[1])) if isinstance(server, tuple) else None,
+    )
+
+
+class FlowControl:
+    """Write-side backpressure: `drain()` waits while the transport's buffer is full."""
+
+    __slots__ = ("write_paused", "_drain_waiters")
+
+    def __init__(self) -> None:
+        self.write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        if self.write_paused:
+            waiter = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        config = state.config
+        self.parser = RequestParser(
+            max_request_line_size=config.max_request_line_size,
+            max_header_size=config.max_header_size,
+            max_headers=config.max_headers,
+        )
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.flow = FlowControl()
+        self.cycle: HTTPCycle | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.tls = config.is_ssl
+        self.read_paused = False
+        self.closed = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.received_any = False
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.client, self.server = peer_addresses(transport)
+        self.state.connections.add(self)
+        self._set_timer(self.state.config.timeout_handshake, self._head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        self._cancel_timer()
+        if self.cycle is not None:
+            self.cycle.disconnect()
+        self.flow.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        self.received_any = True
+        self.parser.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self.parser.receive_eof()
+        self._process()
+        return None
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # -- request loop ---------------------------------------------------------------------
+
+    def _process(self) -> None:
+        parser = self.parser
+        while not self.closed:
+            cycle = self.cycle
+            if cycle is not None and cycle.request_complete:
+                # Answer in order: the next pipelined request waits for this response.
+                if parser.buffered() > self.state.config.max_buffered_body_size:
+                    self.pause_reading()
+                return
+            try:
+                event = parser.next_event()
+            except RequestError as exc:
+                self._reject(exc.status, exc.reason, exc.headers)
+                return
+            if event is None:
+                if parser.at_eof and cycle is None:
+                    self.close()
+                elif cycle is not None and cycle.body_size() > self.state.config.max_buffered_body_size:
+                    self.pause_reading()
+                return
+            if type(event) is Data:
+                assert cycle is not None
+                cycle.body_received(event.data)
+            elif type(event) is EndOfMessage:
+                assert cycle is not None
+                cycle.body_received(b"", complete=True)
+            else:
+                assert isinstance(event, Request)
+                self._cancel_timer()
+                if event.websocket_upgrade:
+                    self._upgrade(event)
+                    return
+                self._start_cycle(event)
+
+    def _start_cycle(self, request: Request) -> None:
+        state = self.state
+        if state.shutting_down:
+            self._reject(503, "Service Unavailable: the server is shutting down")
+            return
+        if state.over_capacity():
+            self._reject(503, "Service Unavailable")
+            return
+        scope = build_scope(
+            state, request, websocket=False, client=self.client, server=self.server, tls=self.tls
+        )
+        self.cycle = HTTPCycle(self, request, scope)
+        state.spawn(self.cycle.run())
+
+    def _upgrade(self, request: Request) -> None:
+        from server.wsprotocol import WebSocketProtocol
+
+        # The upgrade request has no body: consume its EndOfMessage; what follows are frames.
+        try:
+            end = self.parser.next_event()
+        except RequestError as exc:
+            self._reject(exc.status, exc.reason, exc.headers)
+            return
+        if type(end) is not EndOfMessage:
+            self._reject(400, "Bad Request: body on a WebSocket upgrade request")
+            return
+        try:
+            handshake = check_request(request)
+        except RequestError as exc:
+            self._reject(exc.status, exc.reason, exc.headers)
+            return
+        if self.state.shutting_down or self.state.over_capacity():
+            self._reject(503, "Service Unavailable")
+            return
+        protocol = WebSocketProtocol(self.state, request, handshake, self)
+        self.state.connections.discard(self)
+        self.closed = True  # this object no longer owns the transport
+        self.transport.set_protocol(protocol)
+        protocol.connection_made(self.transport)
+        trailing = self.parser.trailing_data()
+        if trailing:
+            protocol.data_received(trailing)
+
+    def response_complete(self, keep_alive: bool) -> None:
+        """Called by the cycle once its last body byte is written."""
+        self.cycle = None
+        if self.closed:
+            return
+        if not keep_alive or self.state.shutting_down:
+            self.close()
+            return
+        self.resume_reading()
+        self._set_timer(self.state.config.timeout_keep_alive, self.close)
+        self._process()
+
+    def _reject(self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Answer bad input with its status, then close: the response really goes out first."""
+        if self.closed:
+            return
+        self.transport.write(error_response(status, reason, headers or []))
+        access_log.info('%s - "-" %d', self._client_label(), status)
+        self.close()
+
+    def _head_timeout(self) -> None:
+        if self.received_any and self.cycle is None:
+            self._reject(408, "Request Timeout")
+        else:
+            self.close()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _client_label(self) -> str:
+        return "%s:%d" % self.client if self.client else "-"
+
+    def _set_timer(self, delay: float, callback: Any) -> None:
+        self._cancel_timer()
+        self.timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.closed:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._cancel_timer()
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close idle connections now, busy ones after their response."""
+        if self.cycle is None:
+            self.close()
+
+
+class HTTPCycle:
+    """One request and its response: the ASGI `receive` and `send` of an http scope."""
+
+    def __init__(self, protocol: HttpProtocol, request: Request, scope: dict[str, Any]) -> None:
+        self.protocol = protocol
+        self.request = request
+        self.scope = scope
+        self.writer = ResponseWriter(request)
+        self.body = bytearray()
+        self.request_complete = False
+        self.body_sent = False  # the last http.request message went to the app
+        self.disconnected = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.continue_sent = not request.expect_continue
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.response_complete = False
+
+    # -- from the protocol ----------------------------------------------------------------
+
+    def body_received(self, data: bytes, complete: bool = False) -> None:
+        self.body += data
+        if complete:
+            self.request_complete = True
+        self._wake()
+
+    def body_size(self) -> int:
+        return len(self.body)
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- ASGI -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        state = self.protocol.state
+        try:
+            await state.app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            error_log.error("Exception in ASGI application", exc_info=exc)
+            self._fail(500, "Internal Server Error")
+        else:
+            if self.status is None and not self.response_complete:
+                error_log.error("ASGI callable returned without starting a response.")
+                self._fail(500, "Internal Server Error")
+            elif not self.response_complete:
+                error_log.error("ASGI callable returned without completing the response.")
+                self._fail(500, "Internal Server Error")
+
+    def _fail(self, status: int, reason: str) -> None:
+        protocol = self.protocol
+        if self.disconnected or protocol.closed:
+            return
+        if self.status is None:
+            self.response_complete = True
+            protocol.cycle = None
+            protocol._reject(status, reason)
+        else:
+            # Headers are out: the only honest signal left is to cut the connection.
+            protocol.closed = True
+            protocol.transport.abort()
+
+    async def receive(self) -> Message:
+        protocol = self.protocol
+        if not self.continue_sent and not self.request_complete and not self.disconnected:
+            self.continue_sent = True
+            protocol.transport.write(CONTINUE_RESPONSE)
+        while not self.disconnected and not self.response_complete:
+            if self.body or (self.request_complete and not self.body_sent):
+                data = bytes(self.body)
+                self.body.clear()
+                protocol.resume_reading()
+                more_body = not self.request_complete
+                self.body_sent = not more_body
+                return {"type": "http.request", "body": data, "more_body": more_body}
+            if self.body_sent and self.request_complete:
+                pass  # nothing more will come until the client goes away
+            else:
+                protocol.resume_reading()
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if self.status is None:
+            if kind != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got '{kind}'."
+                )
+            headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+            for name, value in headers:
+                validate_header(name, value)
+            self.status = int(message["status"])
+            self.headers = headers
+            return
+        if self.response_complete or kind != "http.response.body":
+            raise RuntimeError(
+                f"Unexpected ASGI message '{kind}' sent"
+                + (" after the response completed." if self.response_complete else ".")
+            )
+        if self.disconnected:
+            return
+        body = message.get("body", b"")
+        more_body = bool(message.get("more_body", False))
+        protocol = self.protocol
+        writer = self.writer
+        if self.headers is not None:
+            head = writer.start(self.status, protocol.state.default_headers() + self.headers)
+            self.headers = None
+            out = head + writer.body(body, more_body)
+        else:
+            out = writer.body(body, more_body)
+        if out:
+            protocol.transport.write(out)
+        if not more_body:
+            self.response_complete = True
+            request = self.request
+            access_log.info(
+                '%s - "%s %s HTTP/%s" %d',
+                protocol._client_label(),
+                request.method,
+                request.target.decode("latin-1"),
+                request.http_version,
+                self.status,
+            )
+            self._wake()
+            protocol.response_complete(writer.keep_alive and self.request_complete)
+        elif protocol.flow.write_paused:
+            await protocol.flow.drain()

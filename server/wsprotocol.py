@@ -1,0 +1,437 @@
+"""asyncio glue and ASGI bridge for one WebSocket connection.
+
+Strategy: after the upgrade request, `HttpProtocol` hands the transport to this protocol.
+Until the app sends `websocket.accept`, later bytes are only buffered. Then the bytes go
+into the sans-I/O `ServerConnection`; its outgoing bytes (pongs) are written at once and
+its events become ASGI messages on a small queue that `receive()` drains.
+
+Ordering (RFC 6455 7.1.7 and 5.5.1 leave room for it; Autobahn grades it): a close frame
+from the peer or a protocol error is queued *behind* the messages that came before it.
+The close frame / failure is only written when the app's `receive()` reaches it, that is,
+after the app took every earlier message and its replies went out — or when
+--ws-drain-timeout passes first. Pings are answered at once.
+
+Backpressure: reading pauses while --ws-max-queue messages wait for the app; `send()`
+waits while the transport's write buffer is above its high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from server.asgi import ClientDisconnected, ServerState, build_scope
+from server.handshake import Handshake, accept_response
+from server.http11 import Request, ResponseWriter, error_response, validate_header
+from server.protocol import FlowControl
+from server.types import Message
+from server.websocket import (
+    BinaryMessage,
+    CloseReceived,
+    ConnectionFailed,
+    PongReceived,
+    ServerConnection,
+    State,
+    TextMessage,
+)
+
+if TYPE_CHECKING:
+    from server.protocol import HttpProtocol
+
+__all__ = ["WebSocketProtocol"]
+
+error_log = logging.getLogger("wsrun.error")
+access_log = logging.getLogger("wsrun.access")
+
+MAX_PENDING_BEFORE_ACCEPT = 64 * 1024
+
+
+class Phase(enum.Enum):
+    """The ASGI side of the connection (the wire side is `ServerConnection.state`)."""
+
+    HANDSHAKE = enum.auto()  # waiting for the app's accept / close / http.response
+    RESPONSE = enum.auto()  # the app is sending a denial response
+    OPEN = enum.auto()  # accepted
+    CLOSED = enum.auto()  # the app closed, or the connection ended
+
+
+# How the peer ended the connection.
+_CLOSE, _FAIL, _LOST = "close", "fail", "lost"
+# Queued where the stream ended: receive() answers the peer there, then returns disconnect.
+_END = object()
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    def __init__(
+        self, state: ServerState, request: Request, handshake: Handshake, http: HttpProtocol
+    ) -> None:
+        self.state = state
+        self.config = state.config
+        self.request = request
+        self.handshake = handshake
+        self.client = http.client
+        self.server = http.server
+        self.read_paused = http.read_paused
+        self.flow = FlowControl()
+        self.flow.write_paused = http.flow.write_paused
+        self.transport: asyncio.Transport = http.transport
+        self.scope = build_scope(
+            state, request, websocket=True, client=http.client, server=http.server, tls=http.tls
+        )
+        self.conn: ServerConnection | None = None
+        self.phase = Phase.HANDSHAKE
+        self.pending = bytearray()
+        self.queue: deque[Any] = deque()
+        self.waiter: asyncio.Future[Message | None] | None = None
+        self.connect_sent = False
+        self.disconnect: Message | None = None  # the websocket.disconnect the app will get
+        self.wire_done = False  # close/fail written or TCP gone: nothing more to answer
+        self.pending_answer: tuple[str, int, str] | None = None
+        self.transport_closed = False
+        self.response_writer: ResponseWriter | None = None
+        self._denial_out = b""
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.loop = asyncio.get_running_loop()
+        self.max_queue = self.config.ws_max_queue
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.state.connections.add(self)
+        self.state.spawn(self.run())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport_closed = True
+        self.state.connections.discard(self)
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+        self.flow.resume_writing()
+        if self.disconnect is None:
+            self._mark(_LOST, 1006, "")
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None:
+            self.pending += data
+            if len(self.pending) > MAX_PENDING_BEFORE_ACCEPT:
+                self.pause_reading()
+            return
+        conn.receive_data(data)
+        out = conn.data_to_send()
+        if out:
+            self.transport.writelines(out)
+        for event in conn.events_received():
+            kind = type(event)
+            if kind is TextMessage:
+                self._deliver({"type": "websocket.receive", "text": event.data})
+            elif kind is BinaryMessage:
+                self._deliver({"type": "websocket.receive", "bytes": event.data})
+            elif kind is PongReceived:
+                self._cancel_timer("pong")
+            elif kind is CloseReceived:
+                self._mark(_CLOSE, event.code, event.reason)
+            elif kind is ConnectionFailed:
+                self._mark(_FAIL, event.code, event.reason)
+
+    def eof_received(self) -> bool | None:
+        if self.conn is not None:
+            self.conn.receive_eof()
+        return None  # close the transport; connection_lost reports 1006 if no close came
+
+    def pause_writing(self) -> None:
+        self.flow.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.flow.resume_writing()
+
+    # -- queue: what the app's receive() takes, in stream order ----------------------------
+
+    def _deliver(self, message: Message) -> None:
+        waiter = self.waiter
+        if waiter is not None and not self.queue and not waiter.done():
+            self.waiter = None
+            waiter.set_result(message)
+            return
+        self.queue.append(message)
+        if len(self.queue) >= self.max_queue:
+            self.pause_reading()
+
+    def _mark(self, kind: str, code: int, reason: str) -> None:
+        """The peer closed, broke the protocol, or dropped TCP at this point of the stream."""
+        if self.disconnect is not None:
+            return
+        self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        conn = self.conn
+        if kind is _LOST or conn is None or conn.state is not State.OPEN:
+            # Nothing to wait for: our close is already out (or TCP is gone).
+            self._answer(kind, code, reason)
+        elif not self.queue and self.waiter is not None:
+            self._answer(kind, code, reason)  # the app already took everything before it
+        else:
+            self.pending_answer = (kind, code, reason)
+            self._set_timer("drain", self.config.ws_drain_timeout, self._answer, kind, code, reason)
+        self._deliver_end()
+
+    def _deliver_end(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not self.queue and not waiter.done():
+            self.waiter = None
+            waiter.set_result(None)
+        else:
+            self.queue.append(_END)
+
+    def _answer(self, kind: str, code: int, reason: str) -> None:
+        """Write our side of the ending: echo the close, or fail the connection."""
+        if self.wire_done:
+            return
+        self.wire_done = True
+        self.pending_answer = None
+        self._cancel_timer("drain")
+        conn = self.conn
+        if conn is not None and not self.transport_closed:
+            if conn.state is State.OPEN:
+                if kind is _CLOSE:
+                    # RFC 6455 5.5.1: "the endpoint typically echos the status code it received"
+                    conn.send_close(None if code == 1005 else code)
+                else:
+                    conn.fail(code, reason)
+                out = conn.data_to_send()
+                if out:
+                    self.transport.writelines(out)
+            # RFC 6455 7.1.1: "the server SHOULD close the underlying TCP connection first"
+            self._close_transport()
+        if kind is not _LOST:
+            self._log_close(code)
+
+    # -- ASGI -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self.state.app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            error_log.error("Exception in ASGI application", exc_info=exc)
+            if self.phase is Phase.HANDSHAKE:
+                self._reject(500, "Internal Server Error")
+            elif self.phase is Phase.OPEN:
+                self._close(1011, "internal error")
+            elif self.phase is Phase.RESPONSE:
+                self._close_transport()
+        else:
+            if self.phase is Phase.HANDSHAKE:
+                error_log.error("ASGI callable returned without accepting the WebSocket.")
+                self._reject(500, "Internal Server Error")
+            elif self.phase is Phase.OPEN:
+                self._close(1000, "")
+            elif self.phase is Phase.RESPONSE:
+                self._close_transport()
+        finally:
+            self.phase = Phase.CLOSED
+
+    async def receive(self) -> Message:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return {"type": "websocket.connect"}
+        while True:
+            queue = self.queue
+            if queue:
+                item = queue.popleft()
+                if self.read_paused and len(queue) < self.max_queue // 2:
+                    self.resume_reading()
+                if item is not _END:
+                    return item  # type: ignore[no-any-return]
+                break
+            if self.disconnect is not None:
+                break
+            waiter: asyncio.Future[Message | None] = self.loop.create_future()
+            self.waiter = waiter
+            try:
+                message = await waiter
+            finally:
+                if self.waiter is waiter:
+                    self.waiter = None
+            if message is not None:
+                return message
+        assert self.disconnect is not None
+        if self.pending_answer is not None:
+            self._answer(*self.pending_answer)
+        return self.disconnect
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        phase = self.phase
+        if phase is Phase.OPEN:
+            if kind == "websocket.send":
+                conn = self.conn
+                assert conn is not None
+                if self.wire_done or conn.state is not State.OPEN:
+                    raise ClientDisconnected("the WebSocket is closed")
+                text = message.get("text")
+                if text is not None:
+                    conn.send_text(text)
+                else:
+                    data = message.get("bytes")
+                    if data is None:
+                        raise RuntimeError("websocket.send needs 'text' or 'bytes'")
+                    conn.send_binary(data)
+                self.transport.writelines(conn.data_to_send())
+                if self.flow.write_paused:
+                    await self.flow.drain()
+                return
+            if kind == "websocket.close":
+                self._close(message.get("code") or 1000, message.get("reason") or "")
+                return
+        elif phase is Phase.HANDSHAKE:
+            if kind == "websocket.accept":
+                self._accept(message)
+                return
+            if kind == "websocket.close":
+                # asgiref: "close before accept ... the server must respond with HTTP 403"
+                self.phase = Phase.CLOSED
+                self._reject(403, "Forbidden")
+                return
+            if kind == "websocket.http.response.start":
+                self._start_denial(message)
+                return
+        elif phase is Phase.RESPONSE:
+            if kind == "websocket.http.response.body":
+                self._denial_body(message)
+                return
+        elif phase is Phase.CLOSED:
+            if kind == "websocket.close":
+                return
+            if kind == "websocket.send":
+                raise ClientDisconnected("the WebSocket is closed")
+        raise RuntimeError(f"Unexpected ASGI message '{kind}' in WebSocket phase {phase.name}.")
+
+    def _accept(self, message: Message) -> None:
+        headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+        response = accept_response(
+            self.handshake,
+            message.get("subprotocol"),
+            self.state.default_headers() + headers,
+        )
+        if self.transport_closed:
+            self.phase = Phase.CLOSED
+            return
+        self.transport.write(response)
+        self.phase = Phase.OPEN
+        self.conn = ServerConnection(max_message_size=self.config.ws_max_size)
+        access_log.info('%s - "WebSocket %s" [accepted]', self._client_label(), self.scope["path"])
+        if self.config.ws_ping_interval:
+            self._set_timer("ping", self.config.ws_ping_interval, self._keepalive)
+        self.resume_reading()
+        if self.pending:
+            data = bytes(self.pending)
+            self.pending.clear()
+            self.data_received(data)
+
+    def _start_denial(self, message: Message) -> None:
+        headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+        for name, value in headers:
+            validate_header(name, value)
+        self.phase = Phase.RESPONSE
+        self.response_writer = ResponseWriter(self.request)
+        head = self.response_writer.start(
+            int(message["status"]),
+            self.state.default_headers() + headers + [(b"connection", b"close")],
+        )
+        self._denial_out = head
+
+    def _denial_body(self, message: Message) -> None:
+        writer = self.response_writer
+        assert writer is not None
+        more_body = bool(message.get("more_body", False))
+        out = self._denial_out + writer.body(message.get("body", b""), more_body)
+        self._denial_out = b""
+        if not self.transport_closed:
+            self.transport.write(out)
+        if not more_body:
+            self.phase = Phase.CLOSED
+            self._close_transport()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def _close(self, code: int, reason: str) -> None:
+        """Start the closing handshake from our side; the peer has --ws-close-timeout to answer."""
+        self.phase = Phase.CLOSED
+        conn = self.conn
+        if conn is None or self.transport_closed or conn.state is not State.OPEN:
+            return
+        conn.send_close(code, reason)
+        self.transport.writelines(conn.data_to_send())
+        self._set_timer("close", self.config.ws_close_timeout, self._abort)
+
+    def _reject(self, status: int, reason: str) -> None:
+        if not self.transport_closed:
+            self.transport.write(error_response(status, reason))
+            access_log.info('%s - "WebSocket %s" %d', self._client_label(), self.scope["path"], status)
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        if not self.transport_closed:
+            self.transport.close()
+            # A peer that never reads would hold the flush forever.
+            self._set_timer("abort", self.config.ws_close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        if not self.transport_closed:
+            self.transport.abort()
+
+    def _keepalive(self) -> None:
+        conn = self.conn
+        if conn is None or conn.state is not State.OPEN or self.transport_closed:
+            return
+        conn.send_ping(os.urandom(4))
+        self.transport.writelines(conn.data_to_send())
+        if self.config.ws_ping_timeout:
+            self._set_timer("pong", self.config.ws_ping_timeout, self._ping_timeout)
+        self._set_timer("ping", self.config.ws_ping_interval or 0, self._keepalive)
+
+    def _ping_timeout(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.state is State.OPEN and not self.transport_closed:
+            conn.fail(1011, "keepalive ping timeout")
+            self.transport.writelines(conn.data_to_send())
+        self._abort()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close with 1001 (RFC 6455 7.4.1 "going away")."""
+        if self.phase is Phase.OPEN:
+            self._close(1001, "server shutting down")
+        elif self.phase is Phase.HANDSHAKE:
+            self._reject(503, "Service Unavailable: the server is shutting down")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _client_label(self) -> str:
+        return "%s:%d" % self.client if self.client else "-"
+
+    def _set_timer(self, name: str, delay: float, callback: Any, *args: Any) -> None:
+        self._cancel_timer(name)
+        self.timers[name] = self.loop.call_later(delay, callback, *args)
+
+    def _cancel_timer(self, name: str) -> None:
+        timer = self.timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _log_close(self, code: int) -> None:
+        access_log.info(
+            '%s - "WebSocket %s" closed %d', self._client_label(), self.scope["path"], code
+        )
+
+    def pause_reading(self) -> None:
+        if not self.read_paused and not self.transport_closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused and not self.transport_closed:
+            self.read_paused = False
+            self.transport.resume_reading()
