@@ -1,0 +1,358 @@
+"""RFC 6455 frame codec: opcodes, close codes, frame headers, masking, close payloads.
+
+This layer turns one frame into bytes and back. It knows nothing about connections,
+messages or state (that is `server.websocket`), and imports no asyncio, socket, time
+or clock: only the standard library and `server.errors`.
+
+Strategy: the per-frame hot path lives in `server.websocket`, which parses headers
+inline; this module gives it the precompiled `struct.Struct`s, `apply_mask` and
+`frame_header`, and gives tests a complete `Frame.parse`/`Frame.serialize` pair.
+
+RFC 6455 5.2 base framing:
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-------+-+-------------+-------------------------------+
+    |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+    |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+    |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+    | |1|2|3|       |K|             |                               |
+    +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import struct
+
+from server.errors import InvalidUTF8, ProtocolError
+
+__all__ = [
+    "Opcode",
+    "CloseCode",
+    "Frame",
+    "frame_header",
+    "apply_mask",
+    "serialize_close",
+    "parse_close",
+    "parse_frames",
+    "is_valid_close_code",
+    "DATA_OPCODES",
+    "CONTROL_OPCODES",
+    "MAX_CONTROL_PAYLOAD",
+]
+
+
+class Opcode(enum.IntEnum):
+    """RFC 6455 5.2 opcodes; 3-7 and 0xB-0xF are reserved."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(enum.IntEnum):
+    """RFC 6455 7.4.1 status codes and the IANA registry additions (1012-1014)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+
+
+DATA_OPCODES = frozenset({Opcode.CONT, Opcode.TEXT, Opcode.BINARY})
+CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+# Indexed by the 4-bit opcode: True for the six defined opcodes. A tuple lookup is
+# cheaper than `in frozenset` on the per-frame path.
+KNOWN_OPCODE = tuple(op in (0, 1, 2, 8, 9, 10) for op in range(16))
+
+# RFC 6455 5.5: "All control frames MUST have a payload length of 125 bytes or less
+# and MUST NOT be fragmented."
+MAX_CONTROL_PAYLOAD = 125
+
+# Precompiled structs: all lengths are unsigned (the seed packed them signed, '>h'/'>q',
+# so a 40,000-byte message got a negative length).
+U16 = struct.Struct("!H")
+U64 = struct.Struct("!Q")
+HEAD16 = struct.Struct("!BBH")  # b0, b1=126, 16-bit length
+HEAD64 = struct.Struct("!BBQ")  # b0, b1=127, 64-bit length
+CLOSE_CODE = struct.Struct("!H")
+
+FIN = 0x80
+RSV1 = 0x40
+RSV2 = 0x20
+RSV3 = 0x10
+MASK_BIT = 0x80
+
+# RFC 6455 5.2: "the most significant bit MUST be 0" in the 64-bit length.
+MAX_PAYLOAD = 2**63 - 1
+
+
+def frame_header(opcode: int, length: int, fin: bool = True) -> bytes:
+    """Build the header of an unmasked (server-to-client) frame.
+
+    The payload is written separately, so large payloads are never concatenated.
+
+    Args:
+        opcode: the frame opcode.
+        length: payload length in bytes.
+        fin: whether this is the final fragment.
+
+    Returns:
+        2, 4 or 10 header bytes.
+
+    Raises:
+        ValueError: a negative length or one of 2^63 or more.
+    """
+    b0 = (FIN if fin else 0) | opcode
+    # RFC 6455 5.2: "If 0-125, that is the payload length. If 126, the following 2 bytes
+    # interpreted as a 16-bit unsigned integer are the payload length. If 127, the
+    # following 8 bytes interpreted as a 64-bit unsigned integer ..."
+    if 0 <= length < 126:
+        return bytes((b0, length))
+    if 126 <= length < 65536:
+        return HEAD16.pack(b0, 126, length)
+    if 65536 <= length <= MAX_PAYLOAD:
+        return HEAD64.pack(b0, 127, length)
+    raise ValueError(f"invalid payload length {length}")
+
+
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+    """XOR `data` with the 4-byte `mask` repeated (RFC 6455 5.3); masks and unmasks.
+
+    One big-integer XOR instead of a per-byte Python loop: the payload and the repeated
+    mask become two ints, XORed in C. Byte order is irrelevant to XOR as long as both
+    sides use the same one; little-endian keeps byte i of the data against mask[i % 4].
+
+    Args:
+        data: the payload (or a chunk of it that starts at a multiple of 4 bytes into the
+            frame; rotate the mask for other offsets).
+        mask: exactly 4 bytes.
+
+    Returns:
+        The masked/unmasked bytes, same length as `data`.
+    """
+    n = len(data)
+    if n == 0:
+        return b""
+    if len(mask) != 4:
+        raise ValueError("mask must be 4 bytes")
+    q, r = divmod(n, 4)
+    key = mask * q + mask[:r] if r else mask * q
+    return (
+        int.from_bytes(data, "little") ^ int.from_bytes(key, "little")
+    ).to_bytes(n, "little")
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Whether a peer may send `code` in a close frame.
+
+    RFC 6455 7.4.1/7.4.2 and the IANA "WebSocket Close Code Number Registry":
+    1000-1003 and 1007-1011 are defined; 1012-1014 were registered later (service
+    restart, try again later, bad gateway) and are accepted, as websockets does.
+    1004 is reserved, 1005/1006/1015 "MUST NOT be set as a status code in a Close
+    control frame", 0-999 are not used, 1016-2999 are reserved for future RFCs,
+    3000-3999 are registered by libraries and 4000-4999 are for private use.
+    Autobahn 7.7.x sends the valid ones, 7.9.x and 7.13.x the invalid ones.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def serialize_close(code: int | None, reason: str = "") -> bytes:
+    """Build a close frame payload: 2-byte code then UTF-8 reason (RFC 6455 5.5.1).
+
+    Args:
+        code: the status code, or None for an empty payload (then `reason` must be "").
+        reason: the reason; the whole payload must fit in 125 bytes.
+
+    Returns:
+        The payload bytes (not the frame).
+
+    Raises:
+        ValueError: a reason without a code, a code that must not be sent, or a
+            payload over 125 bytes.
+    """
+    if code is None:
+        if reason:
+            raise ValueError("a close reason needs a close code")
+        return b""
+    if not is_valid_close_code(code):
+        raise ValueError(f"close code {code} must not be sent")
+    payload = CLOSE_CODE.pack(code) + reason.encode()
+    if len(payload) > MAX_CONTROL_PAYLOAD:
+        raise ValueError("close reason is longer than 123 bytes")
+    return payload
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """Read a received close frame payload.
+
+    Args:
+        payload: the unmasked payload of a close frame.
+
+    Returns:
+        (code, reason); (1005, "") for an empty payload (RFC 6455 7.1.5: "If this Close
+        control frame contains no status code, _The WebSocket Connection Close Code_ is
+        considered to be 1005").
+
+    Raises:
+        ProtocolError: a 1-byte payload or an invalid code (1002).
+        InvalidUTF8: a reason that is not UTF-8 (1007).
+    """
+    n = len(payload)
+    if n == 0:
+        return CloseCode.NO_STATUS_RCVD, ""
+    # RFC 6455 5.5.1: "If there is a body, the first two bytes of the body MUST be a
+    # 2-byte unsigned integer ... representing a status code."
+    if n == 1:
+        raise ProtocolError("close frame payload of 1 byte")
+    (code,) = CLOSE_CODE.unpack_from(payload)
+    if not is_valid_close_code(code):
+        raise ProtocolError(f"invalid close code {code}")
+    try:
+        # RFC 6455 5.5.1: "the data ... is not guaranteed to be human readable" but is
+        # UTF-8 text; 8.1: invalid UTF-8 fails the connection.
+        reason = bytes(payload[2:]).decode()
+    except UnicodeDecodeError:
+        raise InvalidUTF8("invalid UTF-8 in close reason") from None
+    return code, reason
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Frame:
+    """One WebSocket frame, unmasked.
+
+    Attributes:
+        opcode: the frame opcode.
+        payload: the unmasked payload.
+        fin: final fragment of a message.
+        rsv1/rsv2/rsv3: reserved bits (only extensions may set them).
+    """
+
+    opcode: Opcode
+    payload: bytes
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+
+    def serialize(self, mask: bytes | None = None) -> bytes:
+        """Encode the frame; masked with `mask` (4 bytes) when given, as a client does.
+
+        Raises:
+            ValueError: a mask that is not 4 bytes.
+        """
+        b0 = (
+            (FIN if self.fin else 0)
+            | (RSV1 if self.rsv1 else 0)
+            | (RSV2 if self.rsv2 else 0)
+            | (RSV3 if self.rsv3 else 0)
+            | self.opcode
+        )
+        header = bytearray(frame_header(0, len(self.payload)))
+        header[0] = b0
+        if mask is None:
+            return bytes(header) + self.payload
+        if len(mask) != 4:
+            raise ValueError("mask must be 4 bytes")
+        header[1] |= MASK_BIT
+        return bytes(header) + mask + apply_mask(self.payload, mask)
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview) -> Frame:
+        """Decode exactly one complete frame (masked or not); the inverse of serialize.
+
+        Checks what a frame alone can break: reserved opcodes, the 64-bit length's top
+        bit, and the control frame rules. Masking rules, RSV bits and message ordering
+        belong to the connection.
+
+        Raises:
+            ProtocolError: a malformed, truncated or over-long input.
+        """
+        frame, end = parse_frame_at(bytes(data), 0)
+        if end != len(data):
+            raise ProtocolError(f"{len(data) - end} bytes after the frame")
+        return frame
+
+
+def parse_frame_at(data: bytes, pos: int) -> tuple[Frame, int]:
+    """Decode the complete frame at `data[pos:]`; return it and the offset after it.
+
+    Raises:
+        ProtocolError: a malformed or truncated frame.
+    """
+    if len(data) - pos < 2:
+        raise ProtocolError("truncated frame header")
+    b0, b1 = data[pos], data[pos + 1]
+    opcode = b0 & 0x0F
+    if not KNOWN_OPCODE[opcode]:
+        raise ProtocolError(f"reserved opcode {opcode}")
+    length = b1 & 0x7F
+    pos += 2
+    if length == 126:
+        if len(data) - pos < 2:
+            raise ProtocolError("truncated frame header")
+        (length,) = U16.unpack_from(data, pos)
+        pos += 2
+    elif length == 127:
+        if len(data) - pos < 8:
+            raise ProtocolError("truncated frame header")
+        (length,) = U64.unpack_from(data, pos)
+        pos += 8
+        if length > MAX_PAYLOAD:
+            raise ProtocolError("payload length with the most significant bit set")
+    if opcode >= 8:
+        if not b0 & FIN:
+            raise ProtocolError("fragmented control frame")
+        if length > MAX_CONTROL_PAYLOAD:
+            raise ProtocolError("control frame payload over 125 bytes")
+    mask: bytes | None = None
+    if b1 & MASK_BIT:
+        if len(data) - pos < 4:
+            raise ProtocolError("truncated frame header")
+        mask = data[pos : pos + 4]
+        pos += 4
+    if len(data) - pos < length:
+        raise ProtocolError("truncated frame payload")
+    payload = data[pos : pos + length]
+    if mask is not None:
+        payload = apply_mask(payload, mask)
+    frame = Frame(
+        Opcode(opcode),
+        payload,
+        fin=bool(b0 & FIN),
+        rsv1=bool(b0 & RSV1),
+        rsv2=bool(b0 & RSV2),
+        rsv3=bool(b0 & RSV3),
+    )
+    return frame, pos + length
+
+
+def parse_frames(data: bytes | bytearray | memoryview) -> list[Frame]:
+    """Decode a byte stream of complete frames (e.g. all of `data_to_send()` joined).
+
+    Raises:
+        ProtocolError: a malformed or truncated frame.
+    """
+    raw = bytes(data)
+    frames: list[Frame] = []
+    pos = 0
+    while pos < len(raw):
+        frame, pos = parse_frame_at(raw, pos)
+        frames.append(frame)
+    return frames
+
