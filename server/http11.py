@@ -1,0 +1,629 @@
+"""Sans-I/O HTTP/1.1 (RFC 9112): request heads and bodies in, response bytes out.
+
+`RequestParser` turns received bytes into `Request`, `Data` and `EndOfMessage` events and
+raises `RequestError` (carrying the answering status) on bad input. `ResponseWriter` frames
+one response to one request (Content-Length, chunked or close-delimited; keep-alive).
+This module imports no asyncio, socket or clock: only the stdlib and `server.errors`.
+
+Strategy: the head is parsed in one go once `\\r\\n\\r\\n` is buffered, with bytes methods
+only (`find`, `split`, `partition`, `translate`); no per-byte loops, no regex per header.
+One `translate` call counts every control byte of the head at once: the head is valid
+only if the CRLFs are its sole control bytes. Bodies are emitted as `Data` as they
+arrive, so a large body is never held whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import unquote_to_bytes
+
+from server.errors import RequestError
+
+__all__ = [
+    "TOKEN_CHARS",
+    "Data",
+    "EndOfMessage",
+    "Request",
+    "RequestParser",
+    "ResponseWriter",
+    "error_response",
+    "header_tokens",
+    "response_head",
+    "tokens",
+    "validate_header",
+]
+
+# RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+# "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_HEX_CHARS = b"0123456789abcdefABCDEF"
+# Every byte except the CTLs that may not appear in a head (HTAB is allowed: OWS).
+_NOT_CTL = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b == 0x09)
+_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
+_AUTHORITY_END = re.compile(rb"[/?#]")
+_MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions; real clients send a few bytes
+
+# Parser states.
+_HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _END, _DONE, _ERROR = range(9)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request head (RFC 9112 3, 5)."""
+
+    method: str
+    target: bytes
+    path: str
+    raw_path: bytes
+    query_string: bytes
+    http_version: str
+    headers: list[tuple[bytes, bytes]]
+    keep_alive: bool
+    expect_continue: bool
+    websocket_upgrade: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """A piece of the request body, de-chunked."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    """End of the current request's body; emitted for bodiless requests too."""
+
+
+_EOM = EndOfMessage()
+
+
+_SPECIAL = frozenset(
+    [b"content-length", b"host", b"transfer-encoding", b"connection", b"expect", b"upgrade"])
+
+
+def tokens(values: Sequence[bytes]) -> list[bytes]:
+    """Return the lowercased items of comma-separated field values (RFC 9110 5.6.1)."""
+    return [t for v in values for t in (p.strip(b" \t").lower() for p in v.split(b",")) if t]
+
+
+def header_tokens(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Return the lowercased comma-separated items of every ``name`` header, in order."""
+    return tokens([v for n, v in headers if n == name])
+
+
+def _content_length(value: bytes, previous: int | None) -> int:
+    """Parse a Content-Length value; RFC 9110 8.6: Content-Length = 1*DIGIT, and a list
+    of identical values MAY be accepted as one, while differing values are an error."""
+    length = previous
+    for item in value.split(b","):
+        item = item.strip(b" \t")
+        if not item.isdigit():
+            raise RequestError("invalid Content-Length")
+        if length is not None and int(item) != length:
+            raise RequestError("conflicting Content-Length")
+        length = int(item)
+    assert length is not None
+    return length
+
+
+def _split_target(method: str, target: bytes) -> tuple[str, bytes, bytes]:
+    """Return (path, raw_path, query_string) of a request-target (RFC 9112 3.2)."""
+    if target[:1] == b"/":  # origin-form, by far the most common
+        rest = target
+    elif target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+        # absolute-form: RFC 9112 3.2.2 "a server MUST accept the absolute-form".
+        end = _AUTHORITY_END.search(target, target.find(b"//") + 2)
+        rest = target[end.start():] if end else b""
+        if rest[:1] != b"/":  # "http://h?q": RFC 9112 3.2.1, an empty path is "/"
+            rest = b"/" + rest
+    elif target == b"*" and method == "OPTIONS":  # RFC 9112 3.2.4 asterisk-form
+        return "*", b"*", b""
+    elif method == "CONNECT" and b"/" not in target:  # RFC 9112 3.2.3 authority-form
+        return target.decode("ascii"), target, b""
+    else:
+        raise RequestError("invalid request target")
+    # A fragment is not part of a request-target; drop it rather than pass it to the app.
+    rest = rest.partition(b"#")[0]
+    raw_path, _, query_string = rest.partition(b"?")
+    if b"%" not in raw_path:
+        return raw_path.decode("ascii"), raw_path, query_string
+    try:
+        # ASGI: "path: HTTP request target excluding any query string, with percent-encoded
+        # sequences and UTF-8 byte sequences decoded into characters".
+        return unquote_to_bytes(raw_path).decode("utf-8"), raw_path, query_string
+    except UnicodeDecodeError:
+        raise RequestError("request path is not UTF-8") from None
+
+
+class RequestParser:
+    """Parse requests from a byte stream, one event at a time.
+
+    Args:
+        max_request_line_size: longest request line, in bytes, before 414.
+        max_header_size: longest header section (field lines), in bytes, before 431.
+        max_headers: most header fields before 431.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_request_line_size: int = 8192,
+        max_header_size: int = 65536,
+        max_headers: int = 100,
+    ) -> None:
+        self.max_request_line_size = max_request_line_size
+        self.max_header_size = max_header_size
+        self.max_headers = max_headers
+        self._buf = bytearray()
+        self._state = _HEAD
+        self._eof = False
+        self._remaining = 0  # body or chunk bytes still to read
+        self._stop_after = False  # no keep-alive, or an upgrade: stop after this message
+        self._scan_from = 0  # where to resume looking for the end of an incomplete head
+        self._error: RequestError | None = None
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes received from the peer; ignored once the parser failed or saw EOF."""
+        if self._state != _ERROR and not self._eof:
+            self._buf += data
+
+    def receive_eof(self) -> None:
+        """Record that the peer closed its sending side."""
+        self._eof = True
+
+    @property
+    def at_eof(self) -> bool:
+        """True when the peer sent EOF and no unparsed byte is left."""
+        return self._eof and not self._buf
+
+    def buffered(self) -> int:
+        """Return how many received bytes are not consumed yet (for pausing reads)."""
+        return len(self._buf)
+
+    def trailing_data(self) -> bytes:
+        """Return the buffered, unconsumed bytes without consuming them.
+
+        After an upgrade request's `Request` and `EndOfMessage` these are the first bytes
+        of the new protocol (WebSocket frames).
+        """
+        return bytes(self._buf)
+
+    def next_event(self) -> Request | Data | EndOfMessage | None:
+        """Return the next event, or None when more data is needed.
+
+        After an `EndOfMessage` the next call starts parsing the next pipelined request,
+        unless the connection is not kept alive or the request was a WebSocket upgrade:
+        then it returns None from then on.
+
+        Raises:
+            RequestError: the request is invalid; the parser is dead and raises it again.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next_event()
+        except RequestError as exc:
+            self._state = _ERROR
+            self._error = exc
+            self._buf.clear()
+            raise
+
+    def _next_event(self) -> Request | Data | EndOfMessage | None:
+        state = self._state
+        if state == _HEAD:
+            request = self._parse_head()
+            if request is None and self._eof and self._buf:
+                raise RequestError("incomplete request")
+            return request
+        if state == _BODY:
+            return self._read_body()
+        if state == _END:
+            return self._end_message()
+        if state == _DONE:
+            return None
+        event = self._read_chunked()
+        if event is None and self._eof:
+            raise RequestError("incomplete request")
+        return event
+
+    def _parse_head(self) -> Request | None:
+        buf = self._buf
+        # RFC 9112 2.2: "a server that is expecting to receive and parse a request-line
+        # SHOULD ignore at least one empty line (CRLF) received prior to the request-line".
+        while buf[:2] == b"\r\n":
+            del buf[:2]
+        line_end = buf.find(b"\r\n")
+        if line_end == -1 or line_end > self.max_request_line_size:
+            # RFC 9112 3: "A server that receives a request-target longer than any URI it
+            # wishes to parse MUST respond with a 414". Decide now, not after more bytes.
+            limit = self.max_request_line_size
+            if line_end > limit or len(buf) > limit + 1 or (len(buf) == limit + 1 and buf[-1] != 13):
+                raise RequestError("request line too long", 414)
+            if b"\n" in buf:
+                raise RequestError("bare LF in request line")
+            return None
+        scan = max(line_end, self._scan_from)
+        end = buf.find(b"\r\n\r\n", scan)
+        if end == -1:
+            if len(buf) - line_end > self.max_header_size + 2:
+                raise RequestError("request header section too large", 431)
+            if buf.find(b"\n\n", scan) != -1:
+                raise RequestError("bare LF in request head")
+            self._scan_from = max(len(buf) - 3, 0)
+            return None
+        if end - line_end > self.max_header_size:
+            raise RequestError("request header section too large", 431)
+        head = bytes(buf[:end])
+        del buf[: end + 4]
+        self._scan_from = 0
+        return self._build_request(head)
+
+    def _build_request(self, head: bytes) -> Request:
+        lines = head.split(b"\r\n")
+        if len(lines) - 1 > self.max_headers:
+            raise RequestError("too many request headers", 431)
+        # The CRLFs must be the only control bytes: this catches NUL, bare CR and LF in any
+        # field value (RFC 9110 5.5 "MUST either reject the message or replace") in one pass.
+        if len(head.translate(None, _NOT_CTL)) != 2 * (len(lines) - 1):
+            raise RequestError("control character in request head")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3:
+            raise RequestError("malformed request line")
+        method_b, target, version_b = parts
+        if not method_b or method_b.translate(None, TOKEN_CHARS):
+            raise RequestError("invalid method")
+        # RFC 9112 3.2: the target has no whitespace; a URI is ASCII (RFC 3986).
+        if not target or b"\t" in target or not target.isascii():
+            raise RequestError("invalid request target")
+        if version_b == b"HTTP/1.1":
+            version = "1.1"
+        elif version_b == b"HTTP/1.0":
+            version = "1.0"
+        elif _VERSION_RE.fullmatch(version_b):
+            raise RequestError("HTTP version not supported", 505)
+        else:
+            raise RequestError("malformed HTTP version")
+        method = method_b.decode("ascii")
+        path, raw_path, query_string = _split_target(method, target)
+
+        headers: list[tuple[bytes, bytes]] = []
+        content_length: int | None = None
+        hosts = 0
+        # Raw values of the fields that decide framing and connection handling.
+        special: dict[bytes, list[bytes]] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise RequestError("malformed header line")
+            if not name or name.translate(None, TOKEN_CHARS):
+                # Also covers obs-fold (RFC 9112 5.2 "MUST either reject the message by
+                # sending a 400") and whitespace before the colon (RFC 9112 5.1 "MUST reject").
+                if line[:1] in (b" ", b"\t"):
+                    raise RequestError("obsolete line folding in header")
+                raise RequestError("invalid header name")
+            name = name.lower()
+            value = value.strip(b" \t")
+            headers.append((name, value))
+            if name in _SPECIAL:
+                if name == b"content-length":
+                    content_length = _content_length(value, content_length)
+                elif name == b"host":
+                    hosts += 1
+                else:
+                    special.setdefault(name, []).append(value)
+
+        # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+        # HTTP/1.1 request message that lacks a Host header field and to any request message
+        # that contains more than one Host header field line".
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            raise RequestError("missing or repeated Host header")
+
+        chunked = b"transfer-encoding" in special
+        if chunked:
+            # RFC 9112 6.1: a recipient of "an HTTP/1.0 message containing a Transfer-Encoding
+            # header field MUST treat the message as if the framing is faulty".
+            if version == "1.0":
+                raise RequestError("Transfer-Encoding in an HTTP/1.0 request")
+            # RFC 9112 6.3: TE and CL together "ought to be handled as an error" (smuggling).
+            if content_length is not None:
+                raise RequestError("both Content-Length and Transfer-Encoding")
+            # RFC 9112 6.1: "A server that receives a request message with a transfer coding
+            # it does not understand SHOULD respond with 501 (Not Implemented)."
+            if tokens(special[b"transfer-encoding"]) != [b"chunked"]:
+                raise RequestError("unsupported Transfer-Encoding", 501)
+
+        connection = tokens(special.get(b"connection", ()))
+        # RFC 9112 9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive".
+        if version == "1.1":
+            keep_alive = b"close" not in connection
+        else:
+            keep_alive = b"keep-alive" in connection and b"close" not in connection
+        # RFC 9110 10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
+        # request MUST ignore that expectation."
+        expect_continue = version == "1.1" and b"100-continue" in tokens(
+            special.get(b"expect", ()))
+        # RFC 6455 4.1: the handshake is an HTTP/1.1 GET; RFC 9110 7.8: "A server MUST ignore
+        # an Upgrade header field that is received in an HTTP/1.0 request."
+        upgrade = (
+            method == "GET" and version == "1.1"
+            and b"websocket" in tokens(special.get(b"upgrade", ()))
+        )
+
+        self._stop_after = upgrade or not keep_alive
+        if chunked:
+            self._state = _CHUNK_SIZE
+        elif content_length:
+            self._remaining = content_length
+            self._state = _BODY
+        else:
+            # RFC 9112 6.3: a request with neither TE nor CL has a zero-length body.
+            self._state = _END
+        return Request(
+            method, target, path, raw_path, query_string, version, headers,
+            keep_alive, expect_continue, upgrade,
+        )
+
+    def _read_body(self) -> Data | None:
+        buf = self._buf
+        if not buf:
+            if self._eof:
+                raise RequestError("incomplete request")
+            return None
+        n = min(len(buf), self._remaining)
+        data = bytes(buf[:n])
+        del buf[:n]
+        self._remaining -= n
+        if not self._remaining:
+            self._state = _END
+        return Data(data)
+
+    def _read_chunked(self) -> Data | EndOfMessage | None:
+        # RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF;
+        # last-chunk = 1*("0") [ chunk-ext ] CRLF; then trailer-section CRLF.
+        buf = self._buf
+        while True:
+            state = self._state
+            if state == _CHUNK_SIZE:
+                line_end = buf.find(b"\r\n", 0, _MAX_CHUNK_LINE)
+                if line_end == -1:
+                    if len(buf) >= _MAX_CHUNK_LINE:
+                        raise RequestError("chunk size line too long")
+                    return None
+                line = bytes(buf[:line_end])
+                del buf[: line_end + 2]
+                # chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ):
+                # accepted and ignored, but no control bytes.
+                size, _, ext = line.partition(b";")
+                size = size.rstrip(b" \t")
+                if not size or size.translate(None, _HEX_CHARS) or len(size) > 16:
+                    raise RequestError("invalid chunk size")
+                if ext.translate(None, _NOT_CTL):
+                    raise RequestError("control character in chunk extension")
+                self._remaining = int(size, 16)
+                self._state = _CHUNK_DATA if self._remaining else _TRAILERS
+            elif state == _CHUNK_DATA:
+                if not buf:
+                    return None
+                n = min(len(buf), self._remaining)
+                data = bytes(buf[:n])
+                del buf[:n]
+                self._remaining -= n
+                if not self._remaining:
+                    self._state = _CHUNK_CRLF
+                return Data(data)
+            elif state == _CHUNK_CRLF:
+                if len(buf) < 2:
+                    if buf and buf[0] != 0x0D:  # decide on "X" without waiting for more
+                        raise RequestError("missing CRLF after chunk data")
+                    return None
+                if buf[:2] != b"\r\n":
+                    raise RequestError("missing CRLF after chunk data")
+                del buf[:2]
+                self._state = _CHUNK_SIZE
+            elif state == _TRAILERS:
+                # RFC 9112 7.1.2: trailer fields MAY be discarded; we discard them all.
+                if buf[:2] == b"\r\n":
+                    del buf[:2]
+                    return self._end_message()
+                end = buf.find(b"\r\n\r\n", 0, self.max_header_size + 4)
+                if end == -1:
+                    if len(buf) >= self.max_header_size + 4:
+                        raise RequestError("trailer section too large", 431)
+                    if b"\n\n" in buf:
+                        raise RequestError("bare LF in trailer section")
+                    return None
+                trailers = bytes(buf[: end + 2])
+                if len(trailers.translate(None, _NOT_CTL)) != 2 * trailers.count(b"\r\n"):
+                    raise RequestError("control character in trailer section")
+                del buf[: end + 4]
+                return self._end_message()
+            else:  # _END
+                return self._end_message()
+
+    def _end_message(self) -> EndOfMessage:
+        # The next request is parsed only when next_event() is called again; after a
+        # "close" or an upgrade, no further request is read from this connection.
+        self._state = _DONE if self._stop_after else _HEAD
+        return _EOM
+
+
+# Response side ---------------------------------------------------------------------------
+
+_STATUS_LINES: dict[tuple[int, str], bytes] = {}
+
+
+def _status_line(status: int, http_version: str) -> bytes:
+    line = _STATUS_LINES.get((status, http_version))
+    if line is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""  # RFC 9112 4: reason-phrase is optional, the SP before it is not
+        line = f"HTTP/{http_version} {status} {phrase}\r\n".encode("ascii")
+        _STATUS_LINES[(status, http_version)] = line
+    return line
+
+
+def response_head(
+    status: int, headers: Sequence[tuple[bytes, bytes]], *, http_version: str = "1.1"
+) -> bytes:
+    """Serialize a status line and header fields, ending with the empty line.
+
+    Headers are written as given: validate them first (`validate_header`).
+    """
+    return b"".join(
+        [_status_line(status, http_version), *[n + b": " + v + b"\r\n" for n, v in headers],
+         b"\r\n"]
+    )
+
+
+def validate_header(name: bytes, value: bytes) -> None:
+    """Check a response header given by the application.
+
+    Raises:
+        RuntimeError: the name is not a token, or the value holds CR, LF or NUL
+            (RFC 9110 5.5: "Field values containing CR, LF, or NUL characters are invalid
+            and dangerous, due to the varying ways that implementations might parse and
+            interpret those characters").
+    """
+    if type(name) is not bytes or type(value) is not bytes:  # exact types: no str subclass tricks
+        raise RuntimeError(
+            f"expected header name and value as bytes, got {type(name).__name__} "
+            f"and {type(value).__name__}"
+        )
+    if not name or name.translate(None, TOKEN_CHARS):
+        raise RuntimeError(f"invalid header name {name!r}")
+    if b"\r" in value or b"\n" in value or b"\0" in value:
+        raise RuntimeError(f"invalid header value for {name!r}: CR, LF or NUL")
+
+
+# Framing of a response body.
+_NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)
+
+
+class ResponseWriter:
+    """Frame one response to one request: status line, headers, body pieces.
+
+    Args:
+        request: the request being answered (method, version, keep-alive).
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        # A refused WebSocket upgrade closes the connection: the client may already be
+        # sending frames that would otherwise be read as the next request.
+        self._keep_alive = request.keep_alive and not request.websocket_upgrade
+        self._framing = _NO_BODY
+        self._length = 0  # bytes still allowed by the app's Content-Length
+        self._started = False
+        self._finished = False
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection stays open once this response is complete."""
+        return self._keep_alive
+
+    @property
+    def finished(self) -> bool:
+        """True once the last body piece has been framed."""
+        return self._finished
+
+    def start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+        """Return the response head, with the framing and connection headers we decide.
+
+        Raises:
+            RuntimeError: started twice, a status outside 100-599, an invalid header, or an
+                invalid Content-Length given by the app.
+        """
+        if self._started:
+            raise RuntimeError("response already started")
+        if type(status) is not int or not 100 <= status <= 599:
+            raise RuntimeError(f"invalid response status {status!r}")
+        self._started = True
+        request = self._request
+        out: list[tuple[bytes, bytes]] = []
+        length: int | None = None
+        for name, value in headers:
+            validate_header(name, value)
+            lname = name.lower()
+            if lname == b"content-length":
+                if not value.strip().isdigit() or (
+                    length is not None and int(value) != length
+                ):
+                    raise RuntimeError(f"invalid content-length header {value!r}")
+                length = int(value)
+                # RFC 9110 8.6: "A server MUST NOT send a Content-Length header field in
+                # any response with a status code of 1xx (Informational) or 204".
+                if status < 200 or status == 204:
+                    continue
+            elif lname == b"transfer-encoding":
+                continue  # framing is ours to decide
+            elif lname == b"connection" and b"close" in tokens([value]):
+                self._keep_alive = False
+            out.append((name, value))
+        # RFC 9112 6.3: responses to HEAD and 1xx/204/304 responses end at the head.
+        if request.method == "HEAD" or status < 200 or status in (204, 304):
+            self._framing = _NO_BODY
+        elif length is not None:
+            self._framing = _LENGTH
+            self._length = length
+        elif request.http_version == "1.1":
+            self._framing = _CHUNKED
+            out.append((b"transfer-encoding", b"chunked"))
+        else:
+            # RFC 9112 6.1: no chunked to 1.0 clients; the body ends when we close.
+            self._framing = _UNTIL_CLOSE
+            self._keep_alive = False
+        if not self._keep_alive:
+            if not any(n.lower() == b"connection" for n, _ in out):
+                out.append((b"connection", b"close"))
+        elif request.http_version == "1.0":
+            out.append((b"connection", b"keep-alive"))
+        return response_head(status, out, http_version="1.1")
+
+    def body(self, data: bytes, more_body: bool) -> bytes:
+        """Return the bytes that carry this body piece (and the end of the body).
+
+        Raises:
+            RuntimeError: not started, already finished, more bytes than Content-Length, or
+                fewer at the end; the connection must then be closed (`keep_alive` is False).
+        """
+        if not self._started or self._finished:
+            raise RuntimeError("response body sent before start or after the last piece")
+        framing = self._framing
+        if not more_body:
+            self._finished = True
+        if framing == _CHUNKED:
+            # RFC 9112 7.1: chunk = chunk-size CRLF chunk-data CRLF; last-chunk = "0" CRLF.
+            out = b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+            return out + b"0\r\n\r\n" if not more_body else out
+        if framing == _LENGTH:
+            self._length -= len(data)
+            if self._length < 0 or (not more_body and self._length):
+                self._keep_alive = False
+                self._finished = True
+                raise RuntimeError("response body does not match its content-length")
+            return data
+        if framing == _UNTIL_CLOSE:
+            return data
+        return b""  # HEAD, 1xx, 204, 304: the app's body is not sent
+
+
+def error_response(
+    status: int, reason: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> bytes:
+    """Return a complete plain-text error response that closes the connection."""
+    body = reason.encode("utf-8") + b"\n"
+    return response_head(
+        status,
+        [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"connection", b"close"),
+            *headers,
+        ],
+    ) + body
