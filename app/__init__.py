@@ -1,5 +1,9 @@
-"""The chat app (placeholder until app/ lands): `app:chat`."""
+"""The chat: a plain ASGI 3 app, `app:chat`, that never imports `server/`.
 
-from app.asgi import chat
+Runs under `wsrun app:chat`, `uvicorn app:chat`, `hypercorn app:chat`, or mounted in
+Starlette/FastAPI at a sub-path. Protocol: docs/protocol.md; settings: docs/configuration.md.
+"""
 
-__all__ = ["chat"]
+from app.asgi import ChatApp, chat
+
+__all__ = ["chat", "ChatApp"]

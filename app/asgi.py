@@ -1,29 +1,281 @@
-"""Placeholder ASGI app: a page at / and an echo WebSocket, until the chat lands."""
+"""`chat`, the ASGI 3 application: routes, lifespan, the WebSocket chat, the page.
+
+Routes (relative to `root_path`, so the app also works mounted at a sub-path):
+- WebSocket `/ws` and `/`: chat.v1 when the client offers that subprotocol, else the
+  seed's plain-text chat; a disallowed Origin is refused before accept (HTTP 403).
+- `GET /healthz`: JSON status; `GET /metrics`: Prometheus text; anything else: frontend/.
+
+Start-up (lifespan, or lazily on first use when the server sends no lifespan, as inside a
+Starlette mount) reads the settings, opens the SQLite store and starts the pipeline.
+
+This module imports the other app/ modules and the standard library; it must never import
+`server/`: the app runs under any ASGI server.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import msgspec
+
+from app.config import Settings
+from app.hub import Hub
+from app.messages import SUBPROTOCOL
+from app.metrics import CONTENT_TYPE_LATEST, Metrics
+from app.rooms import LocalBroker, Member
+from app.session import PlainSession, Session, V1Session
+from app.static import StaticFiles, frontend_root
+
+__all__ = ["ChatApp", "chat"]
+
+log = logging.getLogger("app")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# RFC 6455 7.4.1: "1003 indicates that an endpoint is terminating the connection because it
+# has received a type of data it cannot accept (e.g., an endpoint that understands only
+# text data MAY send this if it receives a binary message)."
+CLOSE_UNSUPPORTED: Final = 1003
+CLOSE_INTERNAL: Final = 1011
+_LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 
-async def chat(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
+def route_path(scope: Scope) -> str:
+    """The path below `root_path` (ASGI: `path` includes `root_path`), "/" at least."""
+    path: str = scope.get("path") or "/"
+    root: str = scope.get("root_path") or ""
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        path = path[len(root):]
+    return path or "/"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def origin_allowed(scope: Scope, allowed: tuple[str, ...] | None) -> bool:
+    """The Origin check of the handshake (RFC 6455 10.2: servers should verify Origin).
+
+    Default rule (`allowed` None): no Origin header (not a browser), "null" (a file:// page
+    such as the seed's), localhost / 127.0.0.1 / [::1] on any port, and the request's own Host.
+    """
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if allowed is not None:
+        return "*" in allowed or origin in allowed
+    if origin == "null":
+        return True
+    parts = urllib.parse.urlsplit(origin)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        return False
+    try:
+        hostname = parts.hostname or ""
+    except ValueError:
+        return False
+    if hostname in _LOCAL_HOSTS or f"[{hostname}]" in _LOCAL_HOSTS:
+        return True
+    host = (_header(scope, b"host") or "").strip().lower()
+    return host != "" and parts.netloc == host
+
+
+class _Runtime:
+    """What exists between start-up and shutdown."""
+
+    def __init__(self, settings: Settings, hub: Hub, broker: LocalBroker) -> None:
+        self.settings, self.hub, self.broker = settings, hub, broker
+
+
+class ChatApp:
+    """The chat as an ASGI 3 application.
+
+    Args:
+        settings: fixed settings; None reads `CHAT_*` from the environment at start-up.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self._runtime: _Runtime | None = None
+        self._starting: asyncio.Lock | None = None
+        self._static: StaticFiles | None = None
+        self.connections = 0
+        self._broker: LocalBroker | None = None
+        self.metrics = Metrics(lambda: self.connections,
+                               lambda: self._broker.room_count() if self._broker else 0)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            raise RuntimeError(f"unsupported ASGI scope type {kind!r}")
+
+    # -- lifespan -----------------------------------------------------------------------
+
+    async def startup(self) -> _Runtime:
+        """Open the store and start the pipeline (once; later calls return the same)."""
+        if self._runtime is not None:
+            return self._runtime
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._runtime is None:
+                from app.store import Store
+
+                settings = self.settings
+                store = Store(settings.db, settings.history_limit)
+                last_id = await store.open()
+                self._broker = LocalBroker()
+                hub = Hub(store, self._broker, self.metrics, last_id)
+                self._runtime = _Runtime(settings, hub, self._broker)
+        return self._runtime
+
+    async def shutdown(self) -> None:
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            await runtime.hub.close()
+            await runtime.hub.store.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("chat start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    elif scope["type"] == "http":
-        body = b"wsrun chat\n"
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+
+    # -- http -----------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = route_path(scope)
+        method = scope.get("method", "GET")
+        if path in ("/healthz", "/metrics"):
+            if method not in ("GET", "HEAD"):
+                status, headers, body = 405, [(b"allow", b"GET, HEAD")], b"method not allowed\n"
+                headers.append((b"content-type", b"text/plain; charset=utf-8"))
+            elif path == "/healthz":
+                runtime = self._runtime
+                body = msgspec.json.encode({
+                    "status": "ok",
+                    "connections": self.connections,
+                    "rooms": runtime.broker.room_count() if runtime else 0,
+                })
+                status, headers = 200, [(b"content-type", b"application/json")]
+            else:
+                body = self.metrics.render()
+                status, headers = 200, [(b"content-type", CONTENT_TYPE_LATEST.encode())]
+            headers.append((b"content-length", str(len(body)).encode()))
+            if method == "HEAD":
+                body = b""
+        else:
+            if self._static is None:
+                self._static = StaticFiles(frontend_root(self.settings.static_dir))
+            status, headers, body = self._static.respond(
+                method, path, _header(scope, b"if-none-match"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-    elif scope["type"] == "websocket":
-        await receive()
-        await send({"type": "websocket.accept"})
+
+    # -- websocket ------------------------------------------------------------------------
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, text: str) -> None:
+        """Refuse a handshake before accept: the denial response when the server has the
+        extension, else websocket.close, which servers answer with HTTP 403."""
+        if "websocket.http.response" in scope.get("extensions", {}):
+            body = text.encode()
+            await send({"type": "websocket.http.response.start", "status": status,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        if route_path(scope) not in ("/", "/ws"):
+            return await self._refuse(scope, send, 404, "not found\n")
+        settings = self.settings
+        if not origin_allowed(scope, settings.allowed_origins):
+            self.metrics.errors.labels("origin").inc()
+            return await self._refuse(scope, send, 403, "origin not allowed\n")
+        try:
+            runtime = await self.startup()
+        except Exception:
+            log.exception("chat start-up failed")
+            return await send({"type": "websocket.close", "code": CLOSE_INTERNAL})
+        v1 = SUBPROTOCOL in [p.strip() for p in scope.get("subprotocols", [])]
+        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL if v1 else None})
+        member = Member(send, "v1" if v1 else "plain", settings.queue_limit, self.metrics)
+        args = (member, runtime.hub, runtime.broker, settings, self.metrics)
+        session: Session
+        if v1:
+            session = V1Session(*args)
+        else:
+            client = scope.get("client")
+            session = PlainSession(str(client[0]) if client else "unknown", *args)
+        self.connections += 1
+        try:
+            await session.start()
+            await self._receive_loop(session, receive)
+        finally:
+            member.closing = True
+            try:
+                await session.finish()
+            finally:
+                member.abort()
+                self.connections -= 1
+
+    async def _receive_loop(self, session: Session, receive: Receive) -> None:
+        member, metrics = session.member, self.metrics
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
-            await send({**message, "type": "websocket.send"})
+            if message["type"] != "websocket.receive" or member.closing:
+                continue
+            text = message.get("text")
+            if text is None:
+                metrics.errors.labels("binary").inc()
+                member.close(CLOSE_UNSUPPORTED, "binary frames are not supported")
+                continue
+            metrics.frames.labels("in").inc()
+            metrics.bytes.labels("in").inc(len(text.encode()))
+            try:
+                await session.receive_text(text)
+            except Exception:
+                # A bug of ours: this connection ends with 1011, everyone else carries on.
+                log.exception("chat session failed")
+                metrics.errors.labels("internal").inc()
+                member.close(CLOSE_INTERNAL, "internal error")
+
+
+chat = ChatApp()

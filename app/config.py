@@ -1,0 +1,99 @@
+"""Chat settings, read from environment variables (documented in docs/configuration.md).
+
+`Settings.from_env()` turns `CHAT_*` variables into one frozen dataclass; a malformed
+value raises `ValueError` naming the variable, so start-up fails with one clear line.
+This module imports nothing from the project and must never import `server/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+__all__ = ["Settings"]
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected an integer") from None
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    count, sep, period = raw.partition("/")
+    try:
+        burst, seconds = int(count), float(period) if sep else 1.0
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected MESSAGES/SECONDS, e.g. 20/10") from None
+    if burst < 1 or not seconds > 0:
+        raise ValueError(f"{name}={raw!r}: both numbers must be positive")
+    return burst, seconds
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None  # the default rule, see Settings.allowed_origins
+    # Origins compare case-insensitively on scheme and host (RFC 6454 6.2 serialises them
+    # lower-case), and a trailing slash is a common copy-paste artefact.
+    return tuple(o.strip().lower().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of the chat. Defaults are the issue's figures.
+
+    Attributes:
+        db: SQLite path (`CHAT_DB`); ":memory:" keeps history for the process only.
+        rate_burst, rate_period: token bucket per connection (`CHAT_RATE` "20/10").
+        max_rooms: rooms one connection may join (`CHAT_MAX_ROOMS`).
+        queue_limit: outbound messages buffered per connection before 1013 (`CHAT_QUEUE_LIMIT`).
+        max_text: longest message text in code points (`CHAT_MAX_TEXT`).
+        history_limit: messages kept per room (`CHAT_HISTORY_LIMIT`).
+        allowed_origins: `CHAT_ALLOWED_ORIGINS`; None means the default rule (own host,
+            localhost / 127.0.0.1 / [::1] on any port, "null", no Origin header).
+        static_dir: overrides where the page is served from (`CHAT_STATIC_DIR`).
+    """
+
+    db: str = "./chat.db"
+    rate_burst: int = 20
+    rate_period: float = 10.0
+    max_rooms: int = 16
+    queue_limit: int = 1000
+    max_text: int = 4000
+    history_limit: int = 1000
+    allowed_origins: tuple[str, ...] | None = None
+    static_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: `os.environ`).
+
+        Raises:
+            ValueError: a variable is set to something malformed; the message names it.
+        """
+        env = os.environ if env is None else env
+        d = cls()  # the defaults (slotted dataclasses keep no class-level values)
+        burst, period = _rate(env, "CHAT_RATE", (d.rate_burst, d.rate_period))
+        return cls(
+            db=env.get("CHAT_DB") or d.db,
+            rate_burst=burst,
+            rate_period=period,
+            max_rooms=_int(env, "CHAT_MAX_ROOMS", d.max_rooms, 1),
+            queue_limit=_int(env, "CHAT_QUEUE_LIMIT", d.queue_limit, 1),
+            max_text=_int(env, "CHAT_MAX_TEXT", d.max_text, 1),
+            history_limit=_int(env, "CHAT_HISTORY_LIMIT", d.history_limit, 1),
+            allowed_origins=_origins(env, "CHAT_ALLOWED_ORIGINS"),
+            static_dir=env.get("CHAT_STATIC_DIR") or None,
+        )

@@ -1,0 +1,45 @@
+"""Prometheus metrics of one chat app instance, in its own registry.
+
+A registry per app (not prometheus_client's global one) so several apps in one process
+(tests, a Starlette mount beside another) do not collide on metric names.
+This module imports prometheus_client only; never `server/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+
+
+class Metrics:
+    """Counters and gauges exposed at /metrics.
+
+    Args:
+        connections: returns the number of open chat connections (read at scrape time).
+        rooms: returns the number of rooms with at least one member.
+    """
+
+    def __init__(self, connections: Callable[[], int], rooms: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        Gauge("chat_connections", "Open chat WebSocket connections", registry=r).set_function(
+            lambda: float(connections()))
+        Gauge("chat_rooms", "Rooms with at least one member", registry=r).set_function(
+            lambda: float(rooms()))
+        self.messages = Counter("chat_messages", "Chat messages stored and broadcast", registry=r)
+        self.frames = Counter(
+            "chat_frames", "WebSocket text frames", ["direction"], registry=r)
+        self.bytes = Counter(
+            "chat_bytes", "WebSocket payload bytes (UTF-8)", ["direction"], registry=r)
+        self.drops = Counter(
+            "chat_drops", "Slow connections closed with 1013 (their queued frames dropped)",
+            registry=r)
+        self.errors = Counter("chat_errors", "Error replies and closes, by code", ["code"],
+                              registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,207 @@
+"""One chat connection: chat.v1 requests or the seed's plain-text lines -> Hub / Broker calls.
+
+The session turns each received text frame into at most one reply or one queued message;
+bad input becomes an error reply (chat.v1 `{"type":"error",...}`, plain `error: <code>`)
+and the connection stays open. Everything it sends goes through `Member.put`, so replies
+keep their order relative to the messages and presence the connection receives.
+
+This module imports the other app/ modules; never `server/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Final
+
+from app.config import Settings
+from app.hub import Hub
+from app.messages import (
+    BadRequest, HistoryReply, HistoryRequest, Join, Leave, Left, Say, decode_request, encode,
+    error_frame,
+)
+from app.metrics import Metrics
+from app.rooms import Broker, Member, PresenceEvent
+
+__all__ = ["Session", "V1Session", "PlainSession", "TokenBucket", "LOBBY", "HISTORY_MAX"]
+
+log = logging.getLogger("app.session")
+
+LOBBY: Final = "lobby"  # the seed's one room, where plain-text clients chat
+HISTORY_MAX: Final = 200  # issue: "limit over 200 is clamped"
+
+ERROR_MESSAGES: Final = {
+    "already_joined": "you are already in this room",
+    "too_many_rooms": "too many rooms joined on this connection",
+    "nick_taken": "this nick is already used in this room",
+    "not_joined": "join the room first",
+    "empty": "message text is empty",
+    "too_long": "message text is too long",
+    "rate_limited": "too many messages, slow down",
+    "internal": "internal error, try again",
+}
+
+
+class TokenBucket:
+    """`burst` tokens, refilled at burst/period per second; one per chat message."""
+
+    def __init__(self, burst: int, period: float) -> None:
+        self.capacity = float(burst)
+        self.rate = burst / period
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def logout_line(nick: str) -> str:
+    """The seed's Logout line, `HH:MM:SS <nick> say: <nick> Logout` (server local time)."""
+    return f"{time.strftime('%H:%M:%S')} {nick} say: {nick} Logout"
+
+
+class Session:
+    """State shared by both modes: the member, its rate limit, leaving on disconnect."""
+
+    def __init__(self, member: Member, hub: Hub, broker: Broker, settings: Settings,
+                 metrics: Metrics) -> None:
+        self.member = member
+        self.hub = hub
+        self.broker = broker
+        self.settings = settings
+        self.metrics = metrics
+        self.bucket = TokenBucket(settings.rate_burst, settings.rate_period)
+
+    async def start(self) -> None:
+        """Called once after accept."""
+
+    async def receive_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def text_error(self, text: str) -> str | None:
+        """`empty` / `too_long` for a chat message's text (lengths in code points)."""
+        if len(text) > self.settings.max_text:
+            return "too_long"
+        if not text.strip():
+            return "empty"
+        return None
+
+    async def leave(self, room: str, plain_line: str | None) -> None:
+        nick = self.member.rooms.get(room)
+        if nick is None:
+            return
+        await self.broker.leave(self.member, room)
+        await self.broker.publish(room, PresenceEvent(room, nick, "leave", self.member, plain_line))
+
+    async def finish(self) -> None:
+        """The connection is gone: leave every room, telling the others."""
+        for room, nick in list(self.member.rooms.items()):
+            await self.leave(room, logout_line(nick) if room == LOBBY else None)
+
+
+class V1Session(Session):
+    """chat.v1: one JSON request per text frame (docs/protocol.md)."""
+
+    def error(self, code: str, ref: Any = None, message: str | None = None) -> None:
+        self.metrics.errors.labels(code).inc()
+        self.member.put(error_frame(code, message or ERROR_MESSAGES[code], ref))
+
+    async def receive_text(self, text: str) -> None:
+        try:
+            request = decode_request(text)
+        except BadRequest as exc:
+            self.error("bad_request", exc.ref, exc.message)
+            return
+        if isinstance(request, Say):
+            self.say(request)
+        elif isinstance(request, Join):
+            await self.join(request)
+        elif isinstance(request, Leave):
+            await self.leave_request(request)
+        else:
+            await self.history(request)
+
+    def say(self, request: Say) -> None:
+        nick = self.member.rooms.get(request.room)
+        if nick is None:
+            return self.error("not_joined", request.ref)
+        problem = self.text_error(request.text)
+        if problem is not None:
+            return self.error(problem, request.ref)
+        # The rate limit counts chat messages only, after validation (issue).
+        if not self.bucket.take():
+            return self.error("rate_limited", request.ref)
+        # Not awaited: the acknowledgement arrives through the outbox after the commit,
+        # so one connection can have several messages in flight.
+        self.hub.say(self.member, request.room, nick, request.text, request.ref)
+
+    async def join(self, request: Join) -> None:
+        if request.room in self.member.rooms:
+            return self.error("already_joined", request.ref)
+        if len(self.member.rooms) >= self.settings.max_rooms:
+            return self.error("too_many_rooms", request.ref)
+        welcome = f"Welcome, {request.nick} !" if request.room == LOBBY else None
+        result = await self.hub.join(
+            self.member, request.room, request.nick, request.since, welcome=welcome)
+        if result.error in ("nick_taken", "internal"):
+            self.error(result.error, request.ref)
+
+    async def leave_request(self, request: Leave) -> None:
+        if request.room not in self.member.rooms:
+            return self.error("not_joined", request.ref)
+        nick = self.member.rooms[request.room]
+        # Plain-text clients in lobby see a v1 member leave as the seed's Logout line.
+        line = logout_line(nick) if request.room == LOBBY else None
+        await self.broker.leave(self.member, request.room)
+        self.member.put(encode(Left(room=request.room)))
+        await self.broker.publish(
+            request.room, PresenceEvent(request.room, nick, "leave", self.member, line))
+
+    async def history(self, request: HistoryRequest) -> None:
+        if request.room not in self.member.rooms:
+            return self.error("not_joined", request.ref)
+        messages = await self.hub.store.before(
+            request.room, request.before, min(request.limit, HISTORY_MAX))
+        self.member.put(encode(HistoryReply(room=request.room, messages=[m.out() for m in messages])))
+
+
+class PlainSession(Session):
+    """The seed's chat: every text frame is a line said in lobby; `quit` logs out."""
+
+    def __init__(self, nick: str, *args: Any) -> None:
+        super().__init__(*args)
+        self.nick = nick
+
+    async def start(self) -> None:
+        # Issue: "When anyone joins lobby, plain-text clients get `Welcome, <nick> !`",
+        # the joiner included (the seed broadcast it to every connection).
+        await self.hub.join(self.member, LOBBY, self.nick, unique=False,
+                            welcome=f"Welcome, {self.nick} !")
+
+    def error(self, code: str) -> None:
+        self.metrics.errors.labels(code).inc()
+        self.member.put(f"error: {code}")
+
+    async def receive_text(self, text: str) -> None:
+        if LOBBY not in self.member.rooms:
+            return  # logging out
+        if text == "quit":
+            # Seed: `HH:MM:SS <nick> say: <nick> Logout` to everyone, itself included, then
+            # close. It is a stored message, so v1 members and history see it too.
+            await self.hub.say(self.member, LOBBY, self.nick, f"{self.nick} Logout")
+            # The Logout line already told plain clients; v1 members get a presence leave.
+            await self.leave(LOBBY, None)
+            self.member.close(1000)
+            return
+        problem = self.text_error(text)
+        if problem is not None:
+            return self.error(problem)
+        if not self.bucket.take():
+            return self.error("rate_limited")
+        self.hub.say(self.member, LOBBY, self.nick, text)
