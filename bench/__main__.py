@@ -1,0 +1,67 @@
+"""`python -m bench` (`make bench`): run the side-by-side benchmarks and report.
+
+Prints a Markdown table, writes bench/results/<timestamp>.json and, when matplotlib is
+installed, <timestamp>.png with the ratios. Everything runs on 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from bench import report, runner
+from bench.scenarios import SCENARIOS
+from bench.servers import SERVERS
+
+
+def _names(value: str, known: dict[str, object], what: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+@click.command()
+@click.option("--servers", "server_list", default=",".join(SERVERS), show_default=True,
+              help="Comma-separated servers to compare.")
+@click.option("--scenarios", "scenario_list", default=",".join(SCENARIOS), show_default=True,
+              help="Comma-separated scenarios to run.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="Interleaved rounds per scenario and server.")
+@click.option("--duration", default=2.0, show_default=True, type=click.FloatRange(0.1, 60),
+              help="Measured seconds per round (idle: seconds held before reading RSS).")
+@click.option("--warmup", default=0.5, show_default=True, type=click.FloatRange(0, 30),
+              help="Unmeasured seconds of load before each round's window.")
+@click.option("--client", default="auto", show_default=True,
+              type=click.Choice(["auto", "picows", "raw"]),
+              help="Load-generator client: picows (C) when installed, else raw asyncio.")
+@click.option("--smoke", is_flag=True, help="Tiny loads (few connections): checks the harness.")
+@click.option("--out", "out_dir", default=str(report.RESULTS), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where the JSON and PNG go.")
+@click.option("--no-save", is_flag=True, help="Print the table only.")
+def main(server_list: str, scenario_list: str, rounds: int, duration: float, warmup: float,
+         client: str, smoke: bool, out_dir: Path, no_save: bool) -> None:
+    """Benchmark WebSocket ASGI servers side by side on the same apps."""
+    names = _names(server_list, SERVERS, "server")  # type: ignore[arg-type]
+    scenario_names = _names(scenario_list, SCENARIOS, "scenario")  # type: ignore[arg-type]
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    command = "python -m bench " + " ".join(sys.argv[1:])
+    results = runner.run(names, scenario_names, rounds=rounds, duration=duration,
+                         warmup=warmup, smoke=smoke, client=client,
+                         log=lambda line: click.echo(line, err=True))
+    results = {"stamp": stamp, "command": command.strip(), "machine": report.machine(),
+               **results}
+    click.echo(report.table(results))
+    if not no_save:
+        click.echo(f"\nresults: {report.write_json(results, stamp, out_dir)}")
+        chart = report.write_chart(results, stamp, out_dir)
+        click.echo(f"chart: {chart}" if chart else "chart: skipped (matplotlib not installed)")
+
+
+if __name__ == "__main__":
+    main()
