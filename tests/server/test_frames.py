@@ -99,17 +99,20 @@ def test_frame_header_rejects_impossible_lengths(length: int) -> None:
 # apply_mask -----------------------------------------------------------------------
 
 
-@given(st.binary(max_size=300), st.binary(min_size=4, max_size=4))
+@given(st.binary(max_size=2000), st.binary(min_size=4, max_size=4))
 def test_apply_mask_matches_per_byte_xor(data: bytes, mask: bytes) -> None:
     assert apply_mask(data, mask) == xor_mask(data, mask)
     assert apply_mask(apply_mask(data, mask), mask) == data
 
 
-def test_apply_mask_accepts_bytearray_and_memoryview() -> None:
-    data = b"abcdefghij"
+@pytest.mark.parametrize("size", [10, 511, 512, 513, 70_001])
+def test_apply_mask_accepts_bytearray_and_memoryview(size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"abcdefghij"[: size % 256]
     expected = xor_mask(data, RFC_MASK)
-    assert apply_mask(bytearray(data), RFC_MASK) == expected
+    assert apply_mask(data, RFC_MASK) == expected
+    assert apply_mask(bytearray(data), bytearray(RFC_MASK)) == expected
     assert apply_mask(memoryview(data), RFC_MASK) == expected
+    assert type(apply_mask(bytearray(data), RFC_MASK)) is bytes
     assert apply_mask(b"", RFC_MASK) == b""
 
 
