@@ -29,18 +29,18 @@ import struct
 from server.errors import InvalidUTF8, ProtocolError
 
 __all__ = [
-    "Opcode",
+    "CONTROL_OPCODES",
+    "DATA_OPCODES",
+    "MAX_CONTROL_PAYLOAD",
     "CloseCode",
     "Frame",
-    "frame_header",
+    "Opcode",
     "apply_mask",
-    "serialize_close",
+    "frame_header",
+    "is_valid_close_code",
     "parse_close",
     "parse_frames",
-    "is_valid_close_code",
-    "DATA_OPCODES",
-    "CONTROL_OPCODES",
-    "MAX_CONTROL_PAYLOAD",
+    "serialize_close",
 ]
 
 
@@ -142,7 +142,7 @@ _XOR_TABLES = [
 _TRANSLATE_MIN = 512
 
 
-def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR `data` with the 4-byte `mask` repeated (RFC 6455 5.3); masks and unmasks.
 
     No per-byte Python loop. Small payloads: one big-integer XOR of the payload and the
@@ -374,4 +374,3 @@ def parse_frames(data: bytes | bytearray | memoryview) -> list[Frame]:
         frame, pos = parse_frame_at(raw, pos)
         frames.append(frame)
     return frames
-

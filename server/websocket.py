@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import enum
+from collections.abc import Callable
 
 from server.errors import InvalidState, InvalidUTF8, PayloadTooBig, ProtocolError
 from server.frames import (
@@ -46,15 +47,15 @@ from server.frames import (
 )
 
 __all__ = [
-    "State",
-    "TextMessage",
     "BinaryMessage",
-    "PingReceived",
-    "PongReceived",
     "CloseReceived",
     "ConnectionFailed",
     "Event",
+    "PingReceived",
+    "PongReceived",
     "ServerConnection",
+    "State",
+    "TextMessage",
 ]
 
 
@@ -124,8 +125,8 @@ _PING = Opcode.PING.value
 _PONG_B0 = 0x80 | Opcode.PONG.value
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 # Slot setters: they bypass the frozen dataclass __setattr__ (see the fast path).
-_set_text = TextMessage.data.__set__  # type: ignore[attr-defined]
-_set_binary = BinaryMessage.data.__set__  # type: ignore[attr-defined]
+_set_text: Callable[[TextMessage, str], None] = TextMessage.__dict__["data"].__set__
+_set_binary: Callable[[BinaryMessage, bytes], None] = BinaryMessage.__dict__["data"].__set__
 
 
 class ServerConnection:
@@ -274,6 +275,7 @@ class ServerConnection:
                         pos = stop
                         if self._close_sent:
                             continue  # after our close, data is ignored
+                        event: Event
                         if b0 == 0x81:
                             try:
                                 text = payload.decode()

@@ -75,7 +75,7 @@ def feed(conn: ServerConnection, data: bytes, chunks: Iterable[int] | None = Non
 
 def run(data: bytes, cuts: Sequence[int] = (), **kwargs: int | None) -> tuple[list[Event], bytes]:
     """Feed `data` to a fresh connection, cut at `cuts`; return (events, bytes sent)."""
-    conn = ServerConnection(**kwargs)  # type: ignore[arg-type]
+    conn = ServerConnection(**kwargs)
     events: list[Event] = []
     last = 0
     for cut in [*cuts, len(data)]:
