@@ -63,3 +63,135 @@ async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body.encode()})
+
+
+# -- behaviour apps: one per path, all in one callable so one server serves them all ----------
+
+RECORDED: list[dict[str, Any]] = []  # websocket.disconnect messages the app received
+SENT = {"count": 0}
+
+
+async def behaviours(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """WebSocket behaviours by path; HTTP GET /recorded and /sent report what happened."""
+    path = scope["path"]
+    if scope["type"] == "http":
+        if path == "/recorded":
+            body = json.dumps(RECORDED).encode()
+        elif path == "/sent":
+            body = json.dumps(SENT["count"]).encode()
+        elif path == "/crash":
+            raise RuntimeError("boom")
+        elif path == "/bad-header":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"x-evil", b"a\r\nset-cookie: x=1")]})
+            return
+        elif path == "/no-response":
+            return
+        elif path == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for part in (b"one ", b"two ", b"three"):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        else:
+            await echo(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if scope["type"] != "websocket":
+        return
+    connect = await receive()
+    assert connect["type"] == "websocket.connect"
+    if path == "/reject":
+        await send({"type": "websocket.close", "code": 1000})
+    elif path == "/deny":
+        await send({"type": "websocket.http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+        await send({"type": "websocket.http.response.body", "body": b"no ", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"entry"})
+    elif path == "/crash-before-accept":
+        raise RuntimeError("boom before accept")
+    elif path == "/crash-after-accept":
+        await send({"type": "websocket.accept"})
+        await receive()
+        raise RuntimeError("boom after accept")
+    elif path == "/subprotocol":
+        offered = scope["subprotocols"]
+        await send({"type": "websocket.accept", "subprotocol": offered[-1] if offered else None,
+                    "headers": [(b"x-chosen", (offered[-1] if offered else "none").encode())]})
+        await send({"type": "websocket.send", "text": ",".join(offered)})
+        await receive()
+    elif path == "/bad-accept-header":
+        await send({"type": "websocket.accept", "headers": [(b"x-evil", b"a\r\nb: c")]})
+    elif path == "/record":
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                RECORDED.append(message)
+                return
+            await send({"type": "websocket.send", "text": message.get("text"),
+                        "bytes": message.get("bytes")})
+    elif path == "/close-4000":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 4000, "reason": "bye now"})
+        RECORDED.append(await receive())
+    elif path == "/flood":
+        # Sends until the client's unread bytes push back: send() must then wait.
+        await send({"type": "websocket.accept"})
+        payload = b"x" * 65536
+        while True:
+            await send({"type": "websocket.send", "bytes": payload})
+            SENT["count"] += 1
+    elif path == "/lazy":
+        # Does not receive for a while: the server must stop reading the socket meanwhile.
+        await send({"type": "websocket.accept"})
+        first = await receive()
+        import asyncio
+
+        await asyncio.sleep(float(first["text"]))
+        count = 0
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            count += 1
+            if message.get("text") == "done":
+                await send({"type": "websocket.send", "text": str(count)})
+    elif path == "/returns":
+        await send({"type": "websocket.accept"})
+    else:
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": scope.get("root_path", "")})
+
+
+def lifespan_marker_app(marker_path: str) -> Any:
+    """A factory: an echo app whose lifespan writes "startup"/"shutdown" lines to a file."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                phase = message["type"].split(".")[-1]
+                with open(marker_path, "a", encoding="utf-8") as file:
+                    file.write(phase + "\n")
+                await send({"type": f"lifespan.{phase}.complete"})
+                if phase == "shutdown":
+                    return
+        await behaviours(scope, receive, send)
+
+    return app
+
+
+def marker_factory() -> Any:
+    import os
+
+    return lifespan_marker_app(os.environ["MARKER"])
+
+
+async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
