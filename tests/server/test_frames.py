@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import websockets.frames
+import websockets.protocol
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -270,3 +272,26 @@ def test_close_round_trip(code: int, reason: str) -> None:
     payload = serialize_close(code, reason) if len(reason.encode()) <= 123 else None
     if payload is not None:
         assert parse_close(payload) == (code, reason)
+
+
+# reference peers as oracles -------------------------------------------------------
+
+
+@given(st.sampled_from(list(Opcode)), st.binary(max_size=70_000), st.booleans())
+def test_websockets_client_frames_parse_the_same(opcode: Opcode, payload: bytes, fin: bool) -> None:
+    if opcode >= 8:
+        payload, fin = payload[:125], True
+    ref = websockets.frames.Frame(websockets.frames.Opcode(opcode), payload, fin)
+    assert Frame.parse(ref.serialize(mask=True, extensions=[])) == Frame(opcode, payload, fin)
+
+
+@given(st.sampled_from([Opcode.TEXT, Opcode.BINARY]), st.binary(max_size=70_000))
+def test_our_server_frames_parse_in_websockets_client(opcode: Opcode, payload: bytes) -> None:
+    if opcode == Opcode.TEXT:
+        payload = payload.decode(errors="replace").encode()
+    client = websockets.protocol.Protocol(
+        websockets.protocol.Side.CLIENT, state=websockets.protocol.State.OPEN, max_size=None
+    )
+    client.receive_data(frame_header(opcode, len(payload)) + payload)
+    [frame] = client.events_received()
+    assert (frame.opcode.value, frame.data, frame.fin) == (opcode, payload, True)

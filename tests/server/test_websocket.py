@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import wsproto.events
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wsproto.connection import Connection as WsprotoConnection
+from wsproto.connection import ConnectionType
 
 from server.errors import InvalidState
 from server.frames import Frame, Opcode
@@ -518,3 +521,44 @@ def test_random_bytes_never_raise(raw: bytes, data: st.DataObject) -> None:
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=4)))
     events, _ = run(raw, cuts)
     assert all(not isinstance(e, ConnectionFailed) or e.code in (1002, 1007, 1009) for e in events)
+
+
+def test_conversation_with_wsproto_client() -> None:
+    # wsproto's client as an oracle for both directions.
+    client = WsprotoConnection(ConnectionType.CLIENT)
+    big = bytes(range(256)) * 300
+    data = client.send(wsproto.events.TextMessage("héllo"))
+    data += client.send(wsproto.events.BytesMessage(big))
+    data += client.send(wsproto.events.TextMessage("par", message_finished=False))
+    data += client.send(wsproto.events.Ping(b"p"))
+    data += client.send(wsproto.events.TextMessage("tial €"))
+    data += client.send(wsproto.events.CloseConnection(1001, "bye"))
+    conn = ServerConnection()
+    conn.receive_data(data)
+    events = conn.events_received()
+    assert events == [
+        TextMessage("héllo"),
+        BinaryMessage(big),
+        PingReceived(b"p"),
+        TextMessage("partial €"),
+        CloseReceived(1001, "bye"),
+    ]
+    for event in events:
+        if isinstance(event, TextMessage):
+            conn.send_text(event.data)
+        elif isinstance(event, BinaryMessage):
+            conn.send_binary(event.data)
+    conn.send_close(1001, "bye")
+    client.receive_data(b"".join(conn.data_to_send()))
+    got = [
+        (type(e).__name__, getattr(e, "data", None) or getattr(e, "payload", None))
+        for e in client.events()
+    ]
+    assert got == [
+        ("Pong", b"p"),
+        ("TextMessage", "héllo"),
+        ("BytesMessage", big),
+        ("TextMessage", "partial €"),
+        ("CloseConnection", None),
+    ]
+    assert (conn.state, conn.close_expected()) == (State.CLOSED, True)
