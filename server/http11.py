@@ -43,6 +43,11 @@ _HEX_CHARS = b"0123456789abcdefABCDEF"
 # Every byte except the CTLs that may not appear in a head (HTAB is allowed: OWS).
 _NOT_CTL = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b == 0x09)
 _VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
+# RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ), IP-literal in
+# brackets, then ":" port.
+_HOST_CHARS = (
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]"
+)
 _AUTHORITY_END = re.compile(rb"[/?#]")
 _MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions; real clients send a few bytes
 
@@ -87,6 +92,9 @@ _SPECIAL = frozenset(
 
 def tokens(values: Sequence[bytes]) -> list[bytes]:
     """Return the lowercased items of comma-separated field values (RFC 9110 5.6.1)."""
+    if len(values) == 1 and b"," not in values[0]:  # the usual case, e.g. "Upgrade"
+        item = values[0].strip(b" \t").lower()
+        return [item] if item else []
     return [t for v in values for t in (p.strip(b" \t").lower() for p in v.split(b",")) if t]
 
 
@@ -249,7 +257,8 @@ class RequestParser:
         scan = max(line_end, self._scan_from)
         end = buf.find(b"\r\n\r\n", scan)
         if end == -1:
-            if len(buf) - line_end > self.max_header_size + 2:
+            # The terminator starts at len(buf) - 3 or later: the section is already too big.
+            if len(buf) - 3 - line_end > self.max_header_size:
                 raise RequestError("request header section too large", 431)
             if buf.find(b"\n\n", scan) != -1:
                 raise RequestError("bare LF in request head")
@@ -295,11 +304,13 @@ class RequestParser:
         hosts = 0
         # Raw values of the fields that decide framing and connection handling.
         special: dict[bytes, list[bytes]] = {}
+        # Locals: this loop runs once per header field, the hot path of a handshake.
+        token_chars, special_names, append = TOKEN_CHARS, _SPECIAL, headers.append
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
             if not colon:
                 raise RequestError("malformed header line")
-            if not name or name.translate(None, TOKEN_CHARS):
+            if not name or name.translate(None, token_chars):
                 # Also covers obs-fold (RFC 9112 5.2 "MUST either reject the message by
                 # sending a 400") and whitespace before the colon (RFC 9112 5.1 "MUST reject").
                 if line[:1] in (b" ", b"\t"):
@@ -307,12 +318,16 @@ class RequestParser:
                 raise RequestError("invalid header name")
             name = name.lower()
             value = value.strip(b" \t")
-            headers.append((name, value))
-            if name in _SPECIAL:
+            append((name, value))
+            if name in special_names:
                 if name == b"content-length":
                     content_length = _content_length(value, content_length)
                 elif name == b"host":
                     hosts += 1
+                    # RFC 9112 3.2: also 400 for "a Host header field with an invalid field
+                    # value"; Host = uri-host [ ":" port ] (RFC 3986 characters only).
+                    if value.translate(None, _HOST_CHARS):
+                        raise RequestError("invalid Host header")
                 else:
                     special.setdefault(name, []).append(value)
 
@@ -336,7 +351,7 @@ class RequestParser:
             if tokens(special[b"transfer-encoding"]) != [b"chunked"]:
                 raise RequestError("unsupported Transfer-Encoding", 501)
 
-        connection = tokens(special.get(b"connection", ()))
+        connection = tokens(special[b"connection"]) if b"connection" in special else []
         # RFC 9112 9.3: 1.1 is persistent unless "close"; 1.0 only with "keep-alive".
         if version == "1.1":
             keep_alive = b"close" not in connection
@@ -344,13 +359,15 @@ class RequestParser:
             keep_alive = b"keep-alive" in connection and b"close" not in connection
         # RFC 9110 10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
         # request MUST ignore that expectation."
-        expect_continue = version == "1.1" and b"100-continue" in tokens(
-            special.get(b"expect", ()))
+        expect_continue = (
+            version == "1.1" and b"expect" in special
+            and b"100-continue" in tokens(special[b"expect"])
+        )
         # RFC 6455 4.1: the handshake is an HTTP/1.1 GET; RFC 9110 7.8: "A server MUST ignore
         # an Upgrade header field that is received in an HTTP/1.0 request."
         upgrade = (
             method == "GET" and version == "1.1"
-            and b"websocket" in tokens(special.get(b"upgrade", ()))
+            and b"upgrade" in special and b"websocket" in tokens(special[b"upgrade"])
         )
 
         self._stop_after = upgrade or not keep_alive
@@ -562,8 +579,11 @@ class ResponseWriter:
                     continue
             elif lname == b"transfer-encoding":
                 continue  # framing is ours to decide
-            elif lname == b"connection" and b"close" in tokens([value]):
-                self._keep_alive = False
+            elif lname == b"connection":
+                # Ours to decide too: an app's "keep-alive" must not contradict a close.
+                if b"close" in tokens([value]):
+                    self._keep_alive = False
+                continue
             out.append((name, value))
         # RFC 9112 6.3: responses to HEAD and 1xx/204/304 responses end at the head.
         if request.method == "HEAD" or status < 200 or status in (204, 304):
@@ -579,8 +599,9 @@ class ResponseWriter:
             self._framing = _UNTIL_CLOSE
             self._keep_alive = False
         if not self._keep_alive:
-            if not any(n.lower() == b"connection" for n, _ in out):
-                out.append((b"connection", b"close"))
+            # RFC 9112 9.6: "The server SHOULD send a "close" connection option in its final
+            # response on that connection."
+            out.append((b"connection", b"close"))
         elif request.http_version == "1.0":
             out.append((b"connection", b"keep-alive"))
         return response_head(status, out, http_version="1.1")

@@ -89,9 +89,16 @@ def req(
     websocket_upgrade: bool = False,
 ) -> Request:
     return Request(
-        method, target, path, raw_path, query_string, version,
+        method,
+        target,
+        path,
+        raw_path,
+        query_string,
+        version,
         [(b"host", b"example.com")] if headers is None else headers,
-        keep_alive, expect_continue, websocket_upgrade,
+        keep_alive,
+        expect_continue,
+        websocket_upgrade,
     )
 
 
@@ -99,7 +106,7 @@ SIMPLE = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 POST_CL = b"POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
 POST_CHUNKED = (
     b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"5;name=value\r\nhello\r\n6 ; a ; b=\"q\"\r\n world\r\n0;last\r\nTrailer-A: 1\r\nB: 2\r\n\r\n"
+    b'5;name=value\r\nhello\r\n6 ; a ; b="q"\r\n world\r\n0;last\r\nTrailer-A: 1\r\nB: 2\r\n\r\n'
 )
 UPGRADE = (
     b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -134,12 +141,23 @@ def test_server_ignores_empty_lines_before_request_line() -> None:
 def test_server_keeps_header_order_lowercases_names_strips_ows() -> None:
     events = parse(
         b"GET / HTTP/1.1\r\nHost: example.com\r\nX-A:\t v1 \t\r\nx-a: v2\r\nEmpty:\r\n"
-        b"X-Obs: caf\xc3\xa9 \"q\" a\tb\r\n\r\n"
+        b'X-Obs: caf\xc3\xa9 "q" a\tb\r\n\r\n'
     )
-    assert events[0] == req(headers=[
-        (b"host", b"example.com"), (b"x-a", b"v1"), (b"x-a", b"v2"), (b"empty", b""),
-        (b"x-obs", b"caf\xc3\xa9 \"q\" a\tb"),
-    ])
+    assert events[0] == req(
+        headers=[
+            (b"host", b"example.com"),
+            (b"x-a", b"v1"),
+            (b"x-a", b"v2"),
+            (b"empty", b""),
+            (b"x-obs", b'caf\xc3\xa9 "q" a\tb'),
+        ]
+    )
+
+
+@pytest.mark.parametrize("host", [b"", b"localhost:8000", b"[::1]:8000", b"xn--caf-dma.example"])
+def test_server_accepts_valid_host(host: bytes) -> None:
+    request = parse(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")[0]
+    assert request == req(headers=[(b"host", host)])
 
 
 def test_server_keeps_method_case() -> None:
@@ -165,7 +183,10 @@ def test_server_splits_request_target(
 ) -> None:
     request = parse(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")[0]
     assert request == req(
-        target=target, path=path, raw_path=raw_path, query_string=query_string,
+        target=target,
+        path=path,
+        raw_path=raw_path,
+        query_string=query_string,
         headers=[(b"host", b"h")],
     )
 
@@ -210,17 +231,20 @@ def test_server_never_holds_a_large_body_whole() -> None:
 
 def test_server_dechunks_body_ignoring_extensions_and_trailers() -> None:
     assert parse(POST_CHUNKED) == [
-        req("POST", b"/up", [(b"host", b"h"), (b"transfer-encoding", b"chunked")],
-            path="/up", raw_path=b"/up"),
+        req(
+            "POST",
+            b"/up",
+            [(b"host", b"h"), (b"transfer-encoding", b"chunked")],
+            path="/up",
+            raw_path=b"/up",
+        ),
         Data(b"hello world"),
         EndOfMessage(),
     ]
 
 
 def test_server_accepts_chunked_coding_case_insensitively_and_empty_body() -> None:
-    events = parse(
-        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n000\r\n\r\n"
-    )
+    events = parse(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n000\r\n\r\n")
     assert events[1:] == [EndOfMessage()]
 
 
@@ -242,7 +266,14 @@ def test_server_parses_pipelined_requests_in_order() -> None:
     data = POST_CL + POST_CHUNKED + SIMPLE
     events = parse(data)
     assert [type(e) for e in events] == [
-        Request, Data, EndOfMessage, Request, Data, EndOfMessage, Request, EndOfMessage
+        Request,
+        Data,
+        EndOfMessage,
+        Request,
+        Data,
+        EndOfMessage,
+        Request,
+        EndOfMessage,
     ]
     assert [e.target for e in events if isinstance(e, Request)] == [b"/submit", b"/up", b"/"]
     assert [e.data for e in events if isinstance(e, Data)] == [b"hello world", b"hello world"]
@@ -281,8 +312,11 @@ def test_server_dechunks_any_body(body: bytes, sizes: list[int]) -> None:
         n = sizes[i % len(sizes)]
         chunks.append(b"%x\r\n%b\r\n" % (min(n, len(rest)), rest[:n]))
         rest, i = rest[n:], i + 1
-    data = (b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + b"".join(chunks) + b"0\r\n\r\n")
+    data = (
+        b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(chunks)
+        + b"0\r\n\r\n"
+    )
     events = parse([data[i : i + 7] for i in range(0, len(data), 7)])
     assert events[1:] == ([Data(body)] if body else []) + [EndOfMessage()]
 
@@ -305,7 +339,9 @@ def test_server_dechunks_any_body(body: bytes, sizes: list[int]) -> None:
         ("1.0", b"foo, keep-alive", True),
     ],
 )
-def test_server_decides_keep_alive(version: str, connection: bytes | None, keep_alive: bool) -> None:
+def test_server_decides_keep_alive(
+    version: str, connection: bytes | None, keep_alive: bool
+) -> None:
     head = b"GET / HTTP/" + version.encode() + b"\r\nHost: h\r\n"
     if connection is not None:
         head += b"Connection: " + connection + b"\r\n"
@@ -447,17 +483,28 @@ H = b"Host: h\r\n"
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         (b"GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a#b\r\n\r\n", 400),
         # framing
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", 501),
-        (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n",
-         501),
+        (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n",
+            501,
+        ),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, chunked\r\n\r\n", 501),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding:\r\n\r\n", 501),
         (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-         400),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: abc\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +1\r\n\r\n", 400),
@@ -474,13 +521,21 @@ H = b"Host: h\r\n"
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n 5\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n;x\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1_0\r\n", 400),
-        (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-         + b"1" * 17 + b"\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"1" * 17
+            + b"\r\n",
+            400,
+        ),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3;\x00\r\nabc\r\n", 400),
-        (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX: \x00\r\n\r\n",
-         400),
+        (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX: \x00\r\n\r\n",
+            400,
+        ),
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX: 1\n\n", 400),
     ],
 )
@@ -522,8 +577,13 @@ def test_server_fails_with_431_on_too_many_headers() -> None:
 
 
 def test_server_fails_with_431_on_too_large_trailers() -> None:
-    data = (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
-            + b"X: " + b"v" * 70000)
+    data = (
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
+        + b"X: "
+        + b"v" * 70000
+    )
     assert parse_error(data).status == 431
 
 
@@ -553,8 +613,14 @@ def test_server_agrees_with_h11(data: bytes) -> None:
     theirs: list[tuple[object, ...]] = []
     while (event := connection.next_event()) not in (h11.NEED_DATA, h11.PAUSED):
         if isinstance(event, h11.Request):
-            theirs.append((event.method.decode(), event.target, list(event.headers),
-                           event.http_version.decode()))
+            theirs.append(
+                (
+                    event.method.decode(),
+                    event.target,
+                    list(event.headers),
+                    event.http_version.decode(),
+                )
+            )
         elif isinstance(event, h11.Data):
             theirs.append((event.data,))
         elif isinstance(event, h11.EndOfMessage):
@@ -591,15 +657,26 @@ def writer_for(head: bytes) -> ResponseWriter:
 
 
 def test_response_head_bytes() -> None:
-    assert response_head(200, [(b"a", b"1"), (b"b", b"")]) == b"HTTP/1.1 200 OK\r\na: 1\r\nb: \r\n\r\n"
+    assert (
+        response_head(200, [(b"a", b"1"), (b"b", b"")]) == b"HTTP/1.1 200 OK\r\na: 1\r\nb: \r\n\r\n"
+    )
     assert response_head(599, []) == b"HTTP/1.1 599 \r\n\r\n"
     assert response_head(404, [], http_version="1.0") == b"HTTP/1.0 404 Not Found\r\n\r\n"
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [(b"", b"v"), (b"a b", b"v"), (b"a:", b"v"), (b"x", b"a\r\nb"), (b"x", b"a\nb"),
-     (b"x", b"a\rb"), (b"x", b"a\x00b"), ("x", b"v"), (b"x", "v")],
+    [
+        (b"", b"v"),
+        (b"a b", b"v"),
+        (b"a:", b"v"),
+        (b"x", b"a\r\nb"),
+        (b"x", b"a\nb"),
+        (b"x", b"a\rb"),
+        (b"x", b"a\x00b"),
+        ("x", b"v"),
+        (b"x", "v"),
+    ],
 )
 def test_validate_header_refuses(name: bytes, value: bytes) -> None:
     with pytest.raises(RuntimeError):
@@ -651,13 +728,25 @@ def test_response_refuses_less_than_content_length() -> None:
 @pytest.mark.parametrize(
     ("head", "status", "headers", "expected_head"),
     [
-        (b"HEAD / HTTP/1.1\r\nHost: h\r\n", 200, [(b"content-length", b"100")],
-         b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n"),
+        (
+            b"HEAD / HTTP/1.1\r\nHost: h\r\n",
+            200,
+            [(b"content-length", b"100")],
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n",
+        ),
         (b"HEAD / HTTP/1.1\r\nHost: h\r\n", 200, [], b"HTTP/1.1 200 OK\r\n\r\n"),
-        (b"GET / HTTP/1.1\r\nHost: h\r\n", 204, [(b"content-length", b"0")],
-         b"HTTP/1.1 204 No Content\r\n\r\n"),
-        (b"GET / HTTP/1.1\r\nHost: h\r\n", 304, [(b"etag", b'"x"')],
-         b"HTTP/1.1 304 Not Modified\r\netag: \"x\"\r\n\r\n"),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\n",
+            204,
+            [(b"content-length", b"0")],
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\n",
+            304,
+            [(b"etag", b'"x"')],
+            b'HTTP/1.1 304 Not Modified\r\netag: "x"\r\n\r\n',
+        ),
     ],
 )
 def test_response_without_body(
@@ -697,9 +786,21 @@ def test_response_closes_when_request_asked_to() -> None:
 def test_response_closes_when_app_asks_to() -> None:
     writer = writer_for(b"GET / HTTP/1.1\r\nHost: h\r\n")
     assert writer.start(200, [(b"Connection", b"close"), (b"content-length", b"0")]) == (
-        b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 0\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     )
     assert not writer.keep_alive
+
+
+def test_response_connection_header_follows_our_decision() -> None:
+    writer = writer_for(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n")
+    assert writer.start(204, [(b"connection", b"keep-alive")]) == (
+        b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+    )
+    writer = writer_for(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n")
+    assert writer.start(204, [(b"Connection", b"keep-alive")]) == (
+        b"HTTP/1.1 204 No Content\r\nconnection: keep-alive\r\n\r\n"
+    )
+    assert writer.keep_alive
 
 
 def test_response_to_refused_upgrade_closes() -> None:
