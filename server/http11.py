@@ -49,6 +49,7 @@ _HOST_CHARS = (
     b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]"
 )
 _AUTHORITY_END = re.compile(rb"[/?#]")
+_EMPTY_LINES = re.compile(rb"(?:\r\n)*")
 _MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions; real clients send a few bytes
 
 # Parser states.
@@ -109,7 +110,8 @@ def _content_length(value: bytes, previous: int | None) -> int:
     length = previous
     for item in value.split(b","):
         item = item.strip(b" \t")
-        if not item.isdigit():
+        # 18 digits is beyond any real body and below int()'s digit limit (a ValueError).
+        if not item.isdigit() or len(item) > 18:
             raise RequestError("invalid Content-Length")
         if length is not None and int(item) != length:
             raise RequestError("conflicting Content-Length")
@@ -242,8 +244,8 @@ class RequestParser:
         buf = self._buf
         # RFC 9112 2.2: "a server that is expecting to receive and parse a request-line
         # SHOULD ignore at least one empty line (CRLF) received prior to the request-line".
-        while buf[:2] == b"\r\n":
-            del buf[:2]
+        if buf[:2] == b"\r\n":
+            del buf[: _EMPTY_LINES.match(buf).end()]  # type: ignore[union-attr]
         line_end = buf.find(b"\r\n")
         if line_end == -1 or line_end > self.max_request_line_size:
             # RFC 9112 3: "A server that receives a request-target longer than any URI it

@@ -136,6 +136,8 @@ def test_server_returns_none_until_head_is_complete() -> None:
 
 def test_server_ignores_empty_lines_before_request_line() -> None:
     assert parse(b"\r\n\r\n" + SIMPLE) == [req(), EndOfMessage()]
+    assert parse(SIMPLE + b"\r\n" * 10000 + SIMPLE) == [req(), EndOfMessage()] * 2
+    assert parse_error(b"\r\n\n" + SIMPLE).status == 400
 
 
 def test_server_keeps_header_order_lowercases_names_strips_ows() -> None:
@@ -319,6 +321,26 @@ def test_server_dechunks_any_body(body: bytes, sizes: list[int]) -> None:
     )
     events = parse([data[i : i + 7] for i in range(0, len(data), 7)])
     assert events[1:] == ([Data(body)] if body else []) + [EndOfMessage()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(SAMPLES),
+    st.lists(st.tuples(st.integers(0, 400), st.binary(min_size=0, max_size=3)), max_size=4),
+    st.booleans(),
+)
+def test_server_only_raises_request_error_on_mutated_input(
+    data: bytes, edits: list[tuple[int, bytes]], eof: bool
+) -> None:
+    for position, replacement in edits:  # replace one byte by 0 to 3 bytes
+        position %= len(data)
+        data = data[:position] + replacement + data[position + 1 :]
+    try:
+        events = parse([data[i : i + 9] for i in range(0, len(data), 9)], eof=eof)
+    except RequestError as exc:
+        assert exc.status in (400, 414, 431, 501, 505)
+    else:
+        assert all(isinstance(e, (Request, Data, EndOfMessage)) for e in events)
 
 
 # --- connection handling ---------------------------------------------------------------
@@ -510,6 +532,7 @@ H = b"Host: h\r\n"
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +1\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1 2\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 0x10\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length:\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3, 4\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
