@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import struct
+from collections.abc import Callable
 
 from server.errors import InvalidUTF8, ProtocolError
 
@@ -36,6 +38,8 @@ __all__ = [
     "Frame",
     "Opcode",
     "apply_mask",
+    "apply_mask_c",
+    "apply_mask_py",
     "frame_header",
     "is_valid_close_code",
     "parse_close",
@@ -142,7 +146,7 @@ _XOR_TABLES = [
 _TRANSLATE_MIN = 512
 
 
-def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
+def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR `data` with the 4-byte `mask` repeated (RFC 6455 5.3); masks and unmasks.
 
     No per-byte Python loop. Small payloads: one big-integer XOR of the payload and the
@@ -175,6 +179,15 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) ->
     out[2::4] = out[2::4].translate(tables[mask[2]])
     out[3::4] = out[3::4].translate(tables[mask[3]])
     return bytes(out)
+
+
+MaskFunction = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
+try:
+    # server/_speedups.c, when built: the same function in C, 8 bytes per step.
+    apply_mask_c: MaskFunction | None = importlib.import_module("server._speedups").apply_mask
+except ImportError:
+    apply_mask_c = None
+apply_mask: MaskFunction = apply_mask_c or apply_mask_py
 
 
 def is_valid_close_code(code: int) -> bool:

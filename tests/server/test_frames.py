@@ -12,8 +12,11 @@ from server.errors import InvalidUTF8, ProtocolError
 from server.frames import (
     CloseCode,
     Frame,
+    MaskFunction,
     Opcode,
     apply_mask,
+    apply_mask_c,
+    apply_mask_py,
     frame_header,
     is_valid_close_code,
     parse_close,
@@ -101,35 +104,53 @@ def test_frame_header_rejects_impossible_lengths(length: int) -> None:
 # apply_mask -----------------------------------------------------------------------
 
 
-@given(st.binary(max_size=2000), st.binary(min_size=4, max_size=4))
-def test_apply_mask_matches_per_byte_xor(data: bytes, mask: bytes) -> None:
-    assert apply_mask(data, mask) == xor_mask(data, mask)
-    assert apply_mask(apply_mask(data, mask), mask) == data
+MASKERS = [
+    pytest.param(apply_mask_py, id="python"),
+    pytest.param(
+        apply_mask_c,
+        id="c",
+        marks=pytest.mark.skipif(apply_mask_c is None, reason="server._speedups is not built"),
+    ),
+]
 
 
-@pytest.mark.parametrize("size", [10, 511, 512, 513, 70_001])
-def test_apply_mask_accepts_bytearray_and_memoryview(size: int) -> None:
-    data = bytes(range(256)) * (size // 256) + b"abcdefghij"[: size % 256]
+def test_apply_mask_is_the_fastest_available() -> None:
+    assert apply_mask is (apply_mask_c or apply_mask_py)
+
+
+@pytest.mark.parametrize("mask_fn", MASKERS)
+@given(data=st.binary(max_size=2000), mask=st.binary(min_size=4, max_size=4))
+def test_apply_mask_matches_per_byte_xor(mask_fn: MaskFunction, data: bytes, mask: bytes) -> None:
+    assert mask_fn(data, mask) == xor_mask(data, mask)
+    assert mask_fn(mask_fn(data, mask), mask) == data
+
+
+@pytest.mark.parametrize("mask_fn", MASKERS)
+@pytest.mark.parametrize("size", [0, 3, 10, 511, 512, 513, 70_001])
+def test_apply_mask_accepts_bytearray_and_memoryview(mask_fn: MaskFunction, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
     expected = xor_mask(data, RFC_MASK)
-    assert apply_mask(data, RFC_MASK) == expected
-    assert apply_mask(bytearray(data), bytearray(RFC_MASK)) == expected
-    assert apply_mask(memoryview(data), RFC_MASK) == expected
-    assert type(apply_mask(bytearray(data), RFC_MASK)) is bytes
-    assert apply_mask(b"", RFC_MASK) == b""
+    assert mask_fn(data, RFC_MASK) == expected
+    assert mask_fn(bytearray(data), bytearray(RFC_MASK)) == expected
+    assert mask_fn(memoryview(data), RFC_MASK) == expected
+    assert type(mask_fn(bytearray(data), RFC_MASK)) is bytes
 
 
-def test_apply_mask_keeps_leading_and_trailing_zero_bytes() -> None:
+@pytest.mark.parametrize("mask_fn", MASKERS)
+def test_apply_mask_keeps_leading_and_trailing_zero_bytes(mask_fn: MaskFunction) -> None:
     # A big-int round trip must not drop zero bytes at either end.
     mask = b"\x01\x02\x03\x04"
-    assert apply_mask(b"\x01\x02\x03\x04\x01\x02", mask) == bytes(6)
-    assert apply_mask(b"\x00\x00\x03\x04\x01", mask) == b"\x01\x02\x00\x00\x00"
-    assert apply_mask(b"\x01\x02\x03\x05", mask) == b"\x00\x00\x00\x01"
-    assert apply_mask(bytes(7), b"\x00\x00\x00\x00") == bytes(7)
+    assert mask_fn(b"\x01\x02\x03\x04\x01\x02", mask) == bytes(6)
+    assert mask_fn(b"\x00\x00\x03\x04\x01", mask) == b"\x01\x02\x00\x00\x00"
+    assert mask_fn(b"\x01\x02\x03\x05", mask) == b"\x00\x00\x00\x01"
+    assert mask_fn(bytes(7), b"\x00\x00\x00\x00") == bytes(7)
 
 
-def test_apply_mask_rejects_wrong_mask_size() -> None:
-    with pytest.raises(ValueError):
-        apply_mask(b"abc", b"\x01\x02\x03")
+@pytest.mark.parametrize("mask_fn", MASKERS)
+@pytest.mark.parametrize("mask", [b"", b"\x01\x02\x03", b"\x01\x02\x03\x04\x05"])
+def test_apply_mask_rejects_wrong_mask_size(mask_fn: MaskFunction, mask: bytes) -> None:
+    with pytest.raises(ValueError, match="mask must be 4 bytes"):
+        mask_fn(b"abc", mask)
 
 
 # Frame round trips and parse errors ----------------------------------------------

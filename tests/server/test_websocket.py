@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection as WsprotoConnection
 from wsproto.connection import ConnectionType
 
+import server.websocket
 from server.errors import InvalidState
-from server.frames import Frame, Opcode
+from server.frames import Frame, Opcode, apply_mask_py
 from server.websocket import (
     BinaryMessage,
     CloseReceived,
@@ -470,7 +471,13 @@ STREAM_EVENTS: list[Event] = [
 ]
 
 
-def test_every_split_point_gives_the_same_events() -> None:
+@pytest.mark.parametrize("speedups", [True, False], ids=["fastest", "pure-python"])
+def test_every_split_point_gives_the_same_events(
+    speedups: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not speedups:  # the same parser with the pure-Python masking paths
+        monkeypatch.setattr(server.websocket, "apply_mask_c", None)
+        monkeypatch.setattr(server.websocket, "apply_mask", apply_mask_py)
     for cuts in split_points(STREAM + b"trailing junk"):
         assert run(STREAM + b"trailing junk", cuts) == (STREAM_EVENTS, b"\x8a\x04ping")
 
