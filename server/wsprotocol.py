@@ -389,7 +389,8 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         conn.send_ping(os.urandom(4))
         self.transport.writelines(conn.data_to_send())
-        if self.config.ws_ping_timeout:
+        if self.config.ws_ping_timeout and "pong" not in self.timers:
+            # The oldest unanswered ping counts: later pings must not push the deadline back.
             self._set_timer("pong", self.config.ws_ping_timeout, self._ping_timeout)
         self._set_timer("ping", self.config.ws_ping_interval or 0, self._keepalive)
 
