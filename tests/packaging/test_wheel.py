@@ -1,25 +1,20 @@
 """The wheel, installed for real: what `pip install wsrun` (and the image) gives an operator.
 
-Strategy: copy what the Dockerfile's build stage COPYs (through .dockerignore) into a
-temporary build context, build the wheel there with `pip wheel --no-deps` (so nothing is
-written into the checkout), install it with its dependencies into a fresh virtualenv, and
-run that venv's `wsrun app:chat` from an empty directory outside the source tree, so every
-import and every page file must come from the installed wheel. Then: the page, /healthz,
-a chat over a WebSocket, the image's HEALTHCHECK command, and SIGTERM -> 1001 and exit 0.
-
-Needs the package index (or pip's cache) for the build backend and the dependencies.
+The `install` fixture (conftest.py, installed.py) builds the wheel from the Docker build
+context and installs it with its dependencies into a fresh virtualenv; the servers run
+from that venv in empty directories outside the source tree. Checked here: the wheel's
+contents and metadata, imports resolving into the venv, `wsrun --version`, the page and
+every asset, /healthz, a chat over a WebSocket with history from CHAT_DB, the image's
+HEALTHCHECK command, and SIGTERM -> close 1001 -> exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,66 +25,12 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.packaging.dockerfile import build_context, context_files, parse, stages
-from tests.procs import free_port, stop, wait_for_port
+from tests.packaging.dockerfile import context_files, parse, stages
+from tests.packaging.installed import ROOT, Install, Running, run, serve_installed
+from tests.procs import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("server", "app", "frontend")
 STEP_TIMEOUT = 10.0  # seconds for any one network exchange with the server
-
-
-@dataclasses.dataclass(frozen=True)
-class Install:
-    wheel: Path
-    venv: Path
-    env: dict[str, str]  # a clean environment: nothing points back at the source tree
-
-    @property
-    def bin(self) -> Path:
-        return self.venv / "bin"
-
-
-def _run(argv: list[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                            timeout=180, **kwargs)
-    assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def _clean_env() -> dict[str, str]:
-    drop = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
-    env = {k: v for k, v in os.environ.items()
-           if k not in drop and not k.startswith(("WSRUN_", "CHAT_", "HEALTHCHECK_"))}
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-@pytest.fixture(scope="module")
-def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
-    build_stage = stages(parse((ROOT / "Dockerfile").read_text()))[0]
-    context = tmp_path_factory.mktemp("context")
-    build_context(ROOT, context, build_stage)
-    dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", dist, context])
-    (wheel,) = dist.glob("wsrun-*.whl")
-    venv = tmp_path_factory.mktemp("venv")
-    env = _clean_env()
-    # --without-pip, then the test venv's pip installs into it (`pip --python`): seeding
-    # pip with ensurepip costs more than the rest of the install.
-    _run([sys.executable, "-m", "venv", "--clear", "--without-pip", venv], env=env)
-    # A real install: the wheel's declared dependencies come from the index (or pip's
-    # cache), so a dependency missing from pyproject fails here.
-    _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
-          "--quiet", "--disable-pip-version-check", wheel], env=env, cwd=venv)
-    return Install(wheel, venv, env)
-
-
-@dataclasses.dataclass(frozen=True)
-class Running:
-    base: str  # "127.0.0.1:PORT"
-    cwd: Path
-    proc: subprocess.Popen[bytes]
 
 
 @pytest.fixture
@@ -97,22 +38,15 @@ def server(install: Install, tmp_path: Path) -> Iterator[Running]:
     """`wsrun app:chat` of the venv, in an empty directory, with CHAT_DB in it."""
     cwd = tmp_path / "run"
     cwd.mkdir()
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(install.bin / "wsrun"), "app:chat", "--port", str(port)],
-        cwd=cwd, env={**install.env, "CHAT_DB": str(cwd / "chat.db")},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield Running(f"127.0.0.1:{port}", cwd, proc)
-    finally:
-        stop(proc)
+    with serve_installed(install, "wsrun", "app:chat", cwd) as running:
+        yield running
 
 
 def _expected_files(package: str) -> set[str]:
-    """The package's files as the build context has them (what the wheel must carry)."""
-    return {f for f in context_files(ROOT) if f.startswith(package + "/")}
+    """What the wheel must carry of `package`, as the build context has it: the page's
+    every file (package-data), the Python packages' modules (not, say, C sources)."""
+    return {f for f in context_files(ROOT) if f.startswith(package + "/")
+            and (package == "frontend" or f.endswith(".py"))}
 
 
 # -- the wheel ------------------------------------------------------------------------
@@ -148,7 +82,7 @@ def test_installed_packages_are_imported_from_the_venv(install: Install, tmp_pat
     code = ("import importlib.resources, json, app, server, frontend; "
             "print(json.dumps([app.__file__, server.__file__, "
             "str(importlib.resources.files('frontend').joinpath('index.html'))]))")
-    out = _run([install.bin / "python", "-c", code], env=install.env, cwd=tmp_path).stdout
+    out = run([install.bin / "python", "-c", code], env=install.env, cwd=tmp_path).stdout
     site = (install.venv / "lib").resolve()
     for path in json.loads(out):
         assert Path(path).resolve().is_relative_to(site), path
@@ -156,7 +90,7 @@ def test_installed_packages_are_imported_from_the_venv(install: Install, tmp_pat
 
 def test_installed_wsrun_version_is_the_wheels(install: Install, tmp_path: Path) -> None:
     version = install.wheel.name.split("-")[1]
-    out = _run([install.bin / "wsrun", "--version"], env=install.env, cwd=tmp_path).stdout
+    out = run([install.bin / "wsrun", "--version"], env=install.env, cwd=tmp_path).stdout
     assert out == f"wsrun {version}\n"
 
 
