@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+import wsproto
+import wsproto.events
 from httpx_ws import WebSocketDisconnect, WebSocketUpgradeError, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 from websockets.asyncio.client import connect as ws_connect
@@ -137,6 +140,72 @@ class HttpxPeer(Peer):
         await self.closer()
 
 
+class WsprotoPeer(Peer):
+    """A client that reads only when asked: wsproto over a socket with a small, fixed
+    SO_RCVBUF (which turns off autotuning, up to 32 MB on Linux) and a small StreamReader,
+    so a peer that stops reading makes the server's sends block after little data."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 conn: wsproto.WSConnection, subprotocol: str | None) -> None:
+        self.reader, self.writer, self.conn = reader, writer, conn
+        self.subprotocol = subprotocol
+        self.events: list[Any] = []
+        self.text: list[str] = []
+
+    @classmethod
+    async def open(cls, addr: str, path: str, v1: bool) -> WsprotoPeer:
+        host, port = addr.split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=8192)
+        conn = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        writer.write(conn.send(wsproto.events.Request(
+            host=addr, target=path, subprotocols=["chat.v1"] if v1 else [])))
+        peer = cls(reader, writer, conn, None)
+        event = await peer._next_event()
+        assert isinstance(event, wsproto.events.AcceptConnection), event
+        peer.subprotocol = event.subprotocol
+        return peer
+
+    async def _next_event(self) -> Any:
+        async with asyncio.timeout(RECV_TIMEOUT):
+            while not self.events:
+                data = await self.reader.read(65536)
+                self.conn.receive_data(data or None)
+                self.events.extend(self.conn.events())
+        return self.events.pop(0)
+
+    async def send(self, data: str | bytes) -> None:
+        event = (wsproto.events.BytesMessage(data) if isinstance(data, bytes)
+                 else wsproto.events.TextMessage(data))
+        self.writer.write(self.conn.send(event))
+        await self.writer.drain()
+
+    async def recv(self) -> str:
+        while True:
+            event = await self._next_event()
+            if isinstance(event, wsproto.events.TextMessage):
+                self.text.append(event.data)
+                if event.message_finished:
+                    text, self.text = "".join(self.text), []
+                    return text
+            elif isinstance(event, wsproto.events.CloseConnection):
+                with contextlib.suppress(Exception):
+                    self.writer.write(self.conn.send(event.response()))
+                raise Closed(event.code, event.reason or "")
+            elif isinstance(event, wsproto.events.Ping):
+                self.writer.write(self.conn.send(event.response()))
+            elif event is None or isinstance(event, wsproto.events.BytesMessage):
+                raise AssertionError(f"unexpected {event!r}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
 class Target:
     """Where the chat runs; `connect()` opens a Peer, `get()` does an HTTP GET."""
 
@@ -144,7 +213,7 @@ class Target:
     client_host = "127.0.0.1"
 
     async def connect(self, v1: bool = True, *, path: str = "/ws",
-                      origin: str | None = None) -> Peer:
+                      origin: str | None = None, small_buffer: bool = False) -> Peer:
         raise NotImplementedError
 
     async def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -242,7 +311,7 @@ class InProcess(Target):
         await self.start()
 
     async def connect(self, v1: bool = True, *, path: str = "/ws",
-                      origin: str | None = None) -> Peer:
+                      origin: str | None = None, small_buffer: bool = False) -> Peer:
         headers = {"origin": origin} if origin else {}
         try:
             ws, closer = await hold(aconnect_ws(
@@ -287,7 +356,11 @@ class Process(Target):
         self.start()
 
     async def connect(self, v1: bool = True, *, path: str = "/ws",
-                      origin: str | None = None) -> Peer:
+                      origin: str | None = None, small_buffer: bool = False) -> Peer:
+        if small_buffer:
+            peer: Peer = await WsprotoPeer.open(self.addr, path, v1)
+            self.peers.append(peer)
+            return peer
         try:
             ws = await ws_connect(f"ws://{self.addr}{path}", origin=origin,  # type: ignore[arg-type]
                                   subprotocols=["chat.v1"] if v1 else None,  # type: ignore[list-item]
