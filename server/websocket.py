@@ -61,8 +61,12 @@ __all__ = [
 
 
 class State(enum.IntEnum):
-    """What we have sent: OPEN, CLOSING (our close frame is out), CLOSED (done)."""
+    """What we have sent: OPEN, CLOSING (our close frame is out), CLOSED (done).
 
+    A ServerConnection starts OPEN; CONNECTING is for the glue, before the 101 is sent.
+    """
+
+    CONNECTING = 0
     OPEN = 1
     CLOSING = 2
     CLOSED = 3
@@ -543,16 +547,16 @@ class ServerConnection:
         Args:
             code: the status code; None or 1005 (the echo of a close without status)
                 send an empty close payload.
-            reason: UTF-8 reason, at most 123 bytes.
+            reason: cut to 123 bytes of UTF-8 (ASGI lets an app pass any string).
 
         Raises:
-            ValueError: a code that must not be sent, or a reason too long.
+            ValueError: a code that must not be sent, or a reason without a code.
         """
         if self._close_sent or self._eof or self.state is State.CLOSED:
             return
         if code == CloseCode.NO_STATUS_RCVD:
             code = None
-        payload = serialize_close(code, reason)
+        payload = serialize_close(code, _truncate_reason(reason))
         self._out.append(frame_header(_CLOSE, len(payload)) + payload)
         self._close_sent = True
         self.state = State.CLOSED if self._close_rcvd else State.CLOSING
@@ -575,11 +579,19 @@ class ServerConnection:
             self._pos = 0
         self._failed = True
         if not (self._close_sent or self._eof or code in _UNSENDABLE):
-            data = reason.encode()
-            if len(data) > _MAX_REASON:
-                reason = data[:_MAX_REASON].decode(errors="ignore")
-            payload = serialize_close(code, reason)
+            payload = serialize_close(code, _truncate_reason(reason))
             self._out.append(frame_header(_CLOSE, len(payload)) + payload)
             self._close_sent = True
         if self.state is State.OPEN:
             self.state = State.CLOSED if self._close_rcvd else State.CLOSING
+
+
+def _truncate_reason(reason: str) -> str:
+    """Cut a close reason to 123 bytes of UTF-8, on a character boundary.
+
+    RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of them the code.
+    """
+    data = reason.encode()
+    if len(data) <= _MAX_REASON:
+        return reason
+    return data[:_MAX_REASON].decode(errors="ignore")

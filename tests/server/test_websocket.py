@@ -383,6 +383,23 @@ def test_server_initiated_close() -> None:
     assert conn.data_to_send() == []
 
 
+def test_send_close_truncates_long_reason() -> None:
+    conn = ServerConnection()
+    conn.send_close(4000, "x" * 200)
+    assert_frames_sent(conn, [close_frame(4000, "x" * 123)])
+
+
+def test_send_close_refuses_codes_that_must_not_be_sent() -> None:
+    conn = ServerConnection()
+    for code in (999, 1004, 1006, 1015, 2000, 5000):
+        with pytest.raises(ValueError):
+            conn.send_close(code)
+    with pytest.raises(ValueError):
+        conn.send_close(None, "reason without a code")
+    assert conn.data_to_send() == []
+    assert conn.state is State.OPEN
+
+
 def test_send_close_without_status() -> None:
     conn = ServerConnection()
     conn.send_close(None)
