@@ -44,6 +44,9 @@ class ServerState:
         self.trusted_proxies = config.trusted_proxies
         self._date_second = 0
         self._default_headers: list[tuple[bytes, bytes]] = []
+        # Write coalescing: connections with frames waiting, written once per loop pass.
+        self._flush_queue: list[Any] = []
+        self._flush_scheduled = False
 
     def default_headers(self) -> list[tuple[bytes, bytes]]:
         """`server` and `date` headers, the date formatted once per second."""
@@ -57,6 +60,19 @@ class ServerState:
                 headers.append((b"date", formatdate(now, usegmt=True).encode()))
             self._default_headers = headers
         return self._default_headers
+
+    def flush_later(self, connection: Any) -> None:
+        """Call `connection.flush()` at the end of this loop pass (once for all of them)."""
+        self._flush_queue.append(connection)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        queue, self._flush_queue = self._flush_queue, []
+        for connection in queue:
+            connection.flush()
 
     def over_capacity(self) -> bool:
         limit = self.config.limit_concurrency

@@ -48,6 +48,7 @@ error_log = logging.getLogger("wsrun.error")
 access_log = logging.getLogger("wsrun.access")
 
 MAX_PENDING_BEFORE_ACCEPT = 64 * 1024
+COALESCE_LIMIT = 64 * 1024  # bytes of frames held back for one write per loop pass
 
 
 class Phase(enum.Enum):
@@ -97,6 +98,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.loop = asyncio.get_running_loop()
         self.max_queue = self.config.ws_max_queue
+        self.flush_pending = False  # frames may wait in `conn` until ServerState.flush()
+        self.unflushed = 0  # about how many bytes wait there
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -149,6 +152,15 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+
+    def flush(self) -> None:
+        """Write the frames sent since the last write, as one write (see `send`)."""
+        self.flush_pending = False
+        conn = self.conn
+        if conn is not None and not self.transport_closed:
+            out = conn.data_to_send()
+            if out:
+                self.transport.writelines(out)
 
     # -- queue: what the app's receive() takes, in stream order ----------------------------
 
@@ -274,12 +286,27 @@ class WebSocketProtocol(asyncio.Protocol):
                 text = message.get("text")
                 if text is not None:
                     conn.send_text(text)
+                    size = len(text)
                 else:
                     data = message.get("bytes")
                     if data is None:
                         raise RuntimeError("websocket.send needs 'text' or 'bytes'")
                     conn.send_binary(data)
-                self.transport.writelines(conn.data_to_send())
+                    size = len(data)
+                if not self.flush_pending:
+                    # The first frame of a loop pass goes out at once (lowest latency);
+                    # later ones wait in `conn` for one write at the end of the pass...
+                    self.transport.writelines(conn.data_to_send())
+                    self.flush_pending = True
+                    self.unflushed = 0
+                    self.state.flush_later(self)
+                else:
+                    # ...unless they add up: then they go now, so the transport's
+                    # high-water mark (and drain() below) bounds an app sending in a loop.
+                    self.unflushed += size
+                    if self.unflushed > COALESCE_LIMIT:
+                        self.unflushed = 0
+                        self.transport.writelines(conn.data_to_send())
                 if self.flow.write_paused:
                     await self.flow.drain()
                 return
