@@ -24,12 +24,12 @@ from pathlib import Path, PurePosixPath
 __all__ = [
     "Instruction",
     "Stage",
-    "parse",
-    "stages",
-    "read_dockerignore",
-    "ignored",
-    "context_files",
     "build_context",
+    "context_files",
+    "ignored",
+    "parse",
+    "read_dockerignore",
+    "stages",
 ]
 
 _DIRECTIVE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(\S+)\s*$")

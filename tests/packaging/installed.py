@@ -19,6 +19,7 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ class Install:
     def bin(self) -> Path:
         return self.venv / "bin"
 
+    def wheel_file(self, name: str) -> bytes:
+        """A file's bytes as the wheel holds them (the checkout may have moved on since)."""
+        with zipfile.ZipFile(self.wheel) as wheel:
+            return wheel.read(name)
+
     def pip_install(self, *requirements: str) -> None:
         run([sys.executable, "-m", "pip", "--python", self.bin / "python", "install",
              "--quiet", "--disable-pip-version-check", *requirements],
@@ -56,7 +62,7 @@ class Running:
 
 def run(argv: Sequence[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a setup command; fail with its output when it fails."""
-    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+    result = subprocess.run([str(a) for a in argv], check=False, capture_output=True, text=True,
                             timeout=180, **kwargs)
     assert result.returncode == 0, f"{argv}:\n{result.stdout}\n{result.stderr}"
     return result

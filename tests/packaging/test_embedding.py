@@ -28,7 +28,7 @@ SERVERS = ["wsrun", "uvicorn", "hypercorn"]
 
 
 def doc_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
     (example,) = [b for b in blocks if b.startswith('"""mysite.py')]
     return example
 
@@ -62,7 +62,8 @@ async def _chat(uri: str, room: str) -> None:
 async def test_doc_example_serves_the_chat_at_chat(
     server: str, site_dir: Path, install_with_hosts: Install,
 ) -> None:
-    with serve_installed(install_with_hosts, server, "mysite:site", site_dir) as running:
+    install = install_with_hosts
+    with serve_installed(install, server, "mysite:site", site_dir) as running:
         base = running.base
         async with httpx.AsyncClient(base_url=f"http://{base}", trust_env=False,
                                      timeout=STEP_TIMEOUT) as client:
@@ -73,10 +74,10 @@ async def test_doc_example_serves_the_chat_at_chat(
             page = await client.get("/chat/")
             assert page.status_code == 200
             assert page.headers["content-type"].split(";")[0] == "text/html"
-            assert page.content == (ROOT / "frontend" / "index.html").read_bytes()
+            assert page.content == install.wheel_file("frontend/index.html")
             style = await client.get("/chat/style.css")
             assert (style.status_code, style.content) == (
-                200, (ROOT / "frontend" / "style.css").read_bytes())
+                200, install.wheel_file("frontend/style.css"))
             health = await client.get("/chat/healthz")
             assert (health.status_code, health.json()["status"]) == (200, "ok")
         await _chat(f"ws://{base}/chat/ws", "mounted")
@@ -88,13 +89,14 @@ async def test_doc_example_serves_the_chat_at_chat(
 async def test_chat_runs_under_reference_servers(
     server: str, tmp_path: Path, install_with_hosts: Install,
 ) -> None:
-    with serve_installed(install_with_hosts, server, "app:chat", tmp_path) as running:
+    install = install_with_hosts
+    with serve_installed(install, server, "app:chat", tmp_path) as running:
         base = running.base
         async with httpx.AsyncClient(base_url=f"http://{base}", trust_env=False,
                                      timeout=STEP_TIMEOUT) as client:
             page = await client.get("/")
             assert (page.status_code, page.content) == (
-                200, (ROOT / "frontend" / "index.html").read_bytes())
+                200, install.wheel_file("frontend/index.html"))
             health = await client.get("/healthz")
             assert (health.status_code, health.json()["status"]) == (200, "ok")
         await _chat(f"ws://{base}/ws", "direct")
@@ -113,5 +115,5 @@ async def test_root_path_behind_a_stripping_proxy(tmp_path: Path, install: Insta
             assert (health.status_code, health.json()["status"]) == (200, "ok")
             page = await client.get("/")
             assert (page.status_code, page.content) == (
-                200, (ROOT / "frontend" / "index.html").read_bytes())
+                200, install.wheel_file("frontend/index.html"))
         await _chat(f"ws://{base}/ws", "proxied")
