@@ -77,7 +77,8 @@ def run_scenario(s: Scenario, names: list[str], *, rounds: int, duration: float,
                     entry = report["servers"][name]
                     try:
                         if name not in running:
-                            running[name] = servers.start(servers.SERVERS[name], s.app, scratch)
+                            running[name] = servers.start(
+                                servers.SERVERS[name], s.app, scratch, s.env)
                         raw = run_round(s, running[name], params, client)
                     except (OSError, RuntimeError, TimeoutError) as exc:
                         raw = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}

@@ -55,7 +55,8 @@ class ServerSpec:
 
 SERVERS: dict[str, ServerSpec] = {s.name: s for s in (
     ServerSpec("wsrun", "wsrun (uvloop)", "server.cli", lambda app, port: [
-        PY, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port)]),
+        PY, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port),
+        "--no-access-log", "--log-level", "warning", "--backlog", BACKLOG]),
     ServerSpec(BASELINE, "uvicorn --ws websockets-sansio", "uvicorn", _uvicorn("websockets-sansio")),
     ServerSpec("uvicorn-websockets", "uvicorn --ws websockets", "uvicorn", _uvicorn("websockets")),
     ServerSpec("uvicorn-wsproto", "uvicorn --ws wsproto", "uvicorn", _uvicorn("wsproto")),
@@ -110,11 +111,15 @@ def _wait_listening(running: Running, timeout: float) -> None:
                        f" after {timeout}s:\n{running.log_tail()}")
 
 
-def start(spec: ServerSpec, app: str, workdir: Path, timeout: float = 30.0) -> Running:
-    """Start `spec` on `app` on a free loopback port and wait until it accepts connections."""
+def start(spec: ServerSpec, app: str, workdir: Path, env: dict[str, str] | None = None,
+          timeout: float = 30.0) -> Running:
+    """Start `spec` on `app` on a free loopback port and wait until it accepts connections.
+
+    `env` values may name `{workdir}` and `{server}` (e.g. a database file per server)."""
     port = free_port()
     log = workdir / f"{spec.name}-{port}.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    extra = {k: v.format(workdir=workdir, server=spec.name) for k, v in (env or {}).items()}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra}
     with open(log, "wb") as out:
         # Own session: stopping it reaches the workers it forks (granian) and nothing else.
         proc = subprocess.Popen(spec.argv(app, port), cwd=workdir, env=env, stdout=out,
