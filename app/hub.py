@@ -22,7 +22,7 @@ import dataclasses
 import logging
 from typing import Any, Final
 
-from app.messages import Joined, StoredMessage, encode, utc_now
+from app.messages import Joined, StoredMessage, encode, error_frame, utc_now
 from app.metrics import Metrics
 from app.rooms import Broker, Member, NickTaken, PresenceEvent
 from app.store import Store
@@ -111,6 +111,7 @@ class Hub:
         self._last_id = last_id
         self._queue: asyncio.Queue[_Say | _Join | None] = asyncio.Queue()
         # LRU of rooms' ref windows: bounded memory however many rooms were ever used.
+        self._closed = False
         self._windows: collections.OrderedDict[str, _RefWindow] = collections.OrderedDict()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -125,7 +126,10 @@ class Hub:
             A future set to the stored message once published (None if not stored).
         """
         done: asyncio.Future[StoredMessage | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Say(member, room, nick, text, ref, done))
+        if self._closed:  # shutting down: not stored, so never acknowledged
+            done.set_result(None)
+        else:
+            self._queue.put_nowait(_Say(member, room, nick, text, ref, done))
         return done
 
     async def join(self, member: Member, room: str, nick: str, since: int | None = None,
@@ -136,13 +140,18 @@ class Hub:
             unique: refuse a nick already in the room (plain-text nicks need not be unique).
             welcome: the line plain-text members see for this join.
         """
+        if self._closed:
+            return JoinResult("internal")
         done: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Join(member, room, nick, since, unique, welcome, done))
         return await done
 
     async def close(self) -> None:
         """Serve what is queued, then stop."""
+        if self._closed:
+            return
         self._queue.put_nowait(None)
+        self._closed = True
         await asyncio.gather(self._task, return_exceptions=True)
 
     # -- the pipeline -------------------------------------------------------------------
@@ -154,11 +163,19 @@ class Hub:
             while not queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(queue.get_nowait())
             stop = None in batch
+            ops = [op for op in batch if op is not None]
             try:
-                await self._serve([op for op in batch if op is not None])
+                await self._serve(ops)
             except Exception:  # a bug: keep serving others rather than wedge every room
                 log.exception("chat pipeline failed on a batch")
+                for op in ops:  # nobody may wait forever for an answer
+                    if not op.done.done():
+                        if isinstance(op, _Join):
+                            op.done.set_result(JoinResult("internal"))
+                        else:
+                            op.done.set_result(None)
             if stop:
+                self._closed = True
                 return
 
     async def _serve(self, batch: list[_Say | _Join]) -> None:
@@ -205,7 +222,13 @@ class Hub:
                 log.exception("could not store %d chat messages", len(fresh))
                 # Forget the refs: a retry of those messages must be stored, not "deduplicated".
                 self._windows.clear()
-                for op, message, is_new in results:
+                for op, _, _ in results:
+                    member = op.member
+                    if member is not None:
+                        # Not stored, so not broadcast: tell the author, who may resend.
+                        member.put(error_frame("internal", "message not stored, try again",
+                                               op.ref) if member.mode == "v1" else
+                                   "error: internal")
                     if not op.done.done():
                         op.done.set_result(None)
                 return

@@ -114,7 +114,7 @@ def decode_request(text: str | bytes) -> Request:
         BadRequest: invalid JSON, not an object, unknown `type`, missing or mistyped fields.
     """
     try:
-        return _request_decoder.decode(text)
+        request: Request = _request_decoder.decode(text)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
         ref = None
         try:
@@ -125,6 +125,7 @@ def decode_request(text: str | bytes) -> Request:
             # Issue: "every error answering a request that had a `ref` carries that `ref`".
             ref = loose.get("ref")
         raise BadRequest(str(exc), ref) from None
+    return request
 
 
 # -- server -> client -----------------------------------------------------------------
@@ -187,8 +188,8 @@ def error_frame(code: str, message: str, ref: Any = None) -> str:
 
 def utc_now() -> str:
     """ISO 8601 UTC with milliseconds and a "Z", e.g. 2024-05-01T12:00:00.123Z."""
-    now = datetime.datetime.now(datetime.UTC)
-    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return now.isoformat(timespec="milliseconds") + "Z"
 
 
 class StoredMessage:

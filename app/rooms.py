@@ -104,8 +104,8 @@ class Member:
     async def _send_close(self, code: int, reason: str) -> None:
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
-        except Exception:  # the peer left meanwhile: nothing to close
-            pass
+        except Exception:  # noqa: BLE001 - any server's "peer gone" error: nothing to close
+            log.debug("close after the peer left", exc_info=True)
         finally:
             self.done.set()
 
@@ -124,7 +124,7 @@ class Member:
                 await self._wake.wait()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001
             # The server reports a vanished peer by raising from send (uvicorn's
             # ClientDisconnected, hypercorn's...): the receive side will see the disconnect.
             self.closing = True

@@ -17,7 +17,15 @@ from typing import Any, Final
 from app.config import Settings
 from app.hub import Hub
 from app.messages import (
-    BadRequest, HistoryReply, HistoryRequest, Join, Leave, Left, Say, decode_request, encode,
+    BadRequest,
+    HistoryReply,
+    HistoryRequest,
+    Join,
+    Leave,
+    Left,
+    Say,
+    decode_request,
+    encode,
     error_frame,
 )
 from app.metrics import Metrics
@@ -168,7 +176,8 @@ class V1Session(Session):
             return self.error("not_joined", request.ref)
         messages = await self.hub.store.before(
             request.room, request.before, min(request.limit, HISTORY_MAX))
-        self.member.put(encode(HistoryReply(room=request.room, messages=[m.out() for m in messages])))
+        reply = HistoryReply(room=request.room, messages=[m.out() for m in messages])
+        self.member.put(encode(reply))
 
 
 class PlainSession(Session):

@@ -41,7 +41,7 @@ TARGETS = ["inprocess", *SERVERS]
 def server_param(name: str) -> Any:
     if name == "wsrun":
         return pytest.param(name, marks=pytest.mark.skipif(
-            importlib.util.find_spec("server.cli") is None, reason="python -m server not there yet"))
+            importlib.util.find_spec("server.cli") is None, reason="no python -m server yet"))
     return name
 
 
@@ -411,7 +411,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path,
 
 @pytest.fixture
 async def own_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """A factory of targets with their own settings/env and SQLite file: `await make(name, **env)`."""
+    """Targets with their own env and SQLite file: `await own_target(name, **env)`."""
     made: list[Target] = []
 
     async def make(name: str, **env: str) -> Target:

@@ -47,16 +47,17 @@ async def _metric(target: Target, name: str) -> float:
 
 @pytest.mark.parametrize("name", SERVERS_ONLY)
 async def test_slow_consumer_is_closed_with_1013(name: str, own_target: Any) -> None:
-    target: Target = await own_target(name, CHAT_QUEUE_LIMIT="8", CHAT_RATE="100000/1")
+    target: Target = await own_target(name, CHAT_QUEUE_LIMIT="8", CHAT_RATE="100000/1",
+                                      CHAT_MAX_TEXT="60000")
     slow = await target.connect(small_buffer=True)  # joins, then stops reading
     await slow.join("busy", "slow")
     fast = await target.connect()
     await fast.join("busy", "fast")
-    text = "x" * 4000
-    for _ in range(400):  # at most 32 MB, far more than the socket buffers hold
-        for _ in range(20):
+    text = "x" * 60000
+    for _ in range(100):  # at most 30 MB, far more than the socket buffers hold
+        for _ in range(5):
             await fast.send_json({"type": "say", "room": "busy", "text": text})
-        for _ in range(20):
+        for _ in range(5):
             assert (await fast.recv_json())["type"] == "message"
         if await _metric(target, "chat_drops_total") >= 1:
             break
