@@ -103,8 +103,8 @@ def _short(s: Scenario, raw: dict[str, Any]) -> str:
         return f"{f['rss_kib']:.1f} KiB/conn"
     per_cpu = f["per_cpu"]
     return (f"{f['rate']:,.0f} {s.unit}, "
-            f"{'-' if per_cpu is None else f'{per_cpu:,.0f}'} per server CPU-s, "
-            f"client busy {f['client_busy'] or 0:.2f}")
+            f"{'-' if per_cpu is None else f'{per_cpu:,.0f}'} per server CPU-s"
+            + ("" if f["client_busy"] is None else f", client busy {f['client_busy']:.2f}"))
 
 
 def _summarise(s: Scenario, report: dict[str, Any]) -> None:
