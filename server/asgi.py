@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from server.config import Config
     from server.http11 import Request
 
-__all__ = ["ServerState", "ClientDisconnected", "Lifespan", "LifespanError", "build_scope"]
+__all__ = ["ClientDisconnected", "Lifespan", "LifespanError", "ServerState", "build_scope"]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 SERVER_HEADER = (b"server", b"wsrun")
@@ -151,7 +151,10 @@ def _apply_proxy_headers(
             proto = value.decode("latin-1").split(",")[-1].strip().lower()
             if proto in ("http", "https", "ws", "wss"):
                 secure = proto in ("https", "wss")
-                scheme = ("wss" if secure else "ws") if websocket else ("https" if secure else "http")
+                if websocket:
+                    scheme = "wss" if secure else "ws"
+                else:
+                    scheme = "https" if secure else "http"
         elif name == b"x-forwarded-for":
             # The nearest untrusted hop, read from the right: proxies append to this list.
             hosts = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
@@ -247,4 +250,6 @@ class Lifespan:
             self.failure = message.get("message") or "lifespan shutdown failed"
             self.shutdown_done.set()
         else:
-            raise RuntimeError(f"Unexpected ASGI message '{kind}' in lifespan phase {self.phase.name}")
+            raise RuntimeError(
+                f"Unexpected ASGI message '{kind}' in lifespan phase {self.phase.name}"
+            )

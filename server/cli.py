@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from server import __version__
-from server.config import LOG_LEVELS, AppLoadError
 from server.asgi import LifespanError
+from server.config import LOG_LEVELS, AppLoadError
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 LIFESPAN = click.Choice(["auto", "on", "off"])
 LEVELS = click.Choice(list(LOG_LEVELS))
@@ -46,7 +46,8 @@ LEVELS = click.Choice(list(LOG_LEVELS))
               help="Seconds between keepalive pings (0: none).")
 @click.option("--ws-ping-timeout", default=20.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to wait for a pong before closing with 1011 (0: wait forever).")
-@click.option("--ws-close-timeout", default=5.0, show_default=True, type=click.FloatRange(0, min_open=True),
+@click.option("--ws-close-timeout", default=5.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
               help="Seconds to wait for the peer's close frame before cutting TCP.")
 @click.option("--timeout-handshake", default=10.0, show_default=True,
               type=click.FloatRange(0, min_open=True),

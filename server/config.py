@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from server.types import ASGIApp
 
-__all__ = ["Config", "AppLoadError", "LOG_LEVELS"]
+__all__ = ["LOG_LEVELS", "AppLoadError", "Config"]
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -110,7 +110,8 @@ class Config:
             raise AppLoadError(f"{self.app!r} is not callable")
         if inspect.isclass(app) or not _takes_three_arguments(app):
             raise AppLoadError(
-                f"{self.app!r} is not an ASGI 3 app (expected `async def app(scope, receive, send)`)"
+                f"{self.app!r} is not an ASGI 3 app "
+                "(expected `async def app(scope, receive, send)`)"
             )
         return app  # type: ignore[no-any-return]
 

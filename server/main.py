@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from server.asgi import Lifespan, LifespanError, ServerState
@@ -21,7 +21,7 @@ from server.config import Config
 from server.protocol import HttpProtocol
 from server.types import ASGIApp
 
-__all__ = ["Server", "run", "new_event_loop"]
+__all__ = ["Server", "new_event_loop", "run"]
 
 error_log = logging.getLogger("wsrun.error")
 
@@ -92,14 +92,19 @@ class Server:
     async def _listen(self, state: ServerState) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
-        factory: Callable[[], asyncio.BaseProtocol] = lambda: HttpProtocol(state)  # noqa: E731
+
+        def factory() -> asyncio.BaseProtocol:
+            return HttpProtocol(state)
+
         ssl_context = config.ssl_context()
         if config.fd is not None:
             sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
             if sock.family != socket.AF_UNIX:
                 sock.close()
                 sock = socket.fromfd(config.fd, socket.AF_INET, socket.SOCK_STREAM)
-            server = await loop.create_server(factory, sock=sock, ssl=ssl_context, backlog=config.backlog)
+            server = await loop.create_server(
+                factory, sock=sock, ssl=ssl_context, backlog=config.backlog
+            )
         elif config.uds is not None:
             if os.path.exists(config.uds) and not os.path.isfile(config.uds):
                 os.unlink(config.uds)
@@ -145,7 +150,11 @@ class Server:
             connection.shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout_graceful_shutdown
-        while (state.connections or state.tasks) and loop.time() < deadline and not self._force_exit:
+        while (
+            (state.connections or state.tasks)
+            and loop.time() < deadline
+            and not self._force_exit
+        ):
             await asyncio.sleep(0.05)
         if state.connections or state.tasks:
             error_log.warning(
@@ -162,7 +171,7 @@ class Server:
         for server in self.servers:
             try:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self.config.uds and os.path.exists(self.config.uds):
             os.unlink(self.config.uds)

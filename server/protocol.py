@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import Any
 
 from server.asgi import ServerState, build_scope
@@ -30,9 +29,9 @@ from server.http11 import (
     error_response,
     validate_header,
 )
-from server.types import Message
+from server.types import Message, Scope
 
-__all__ = ["HttpProtocol", "HTTPCycle", "peer_addresses"]
+__all__ = ["HTTPCycle", "HttpProtocol", "peer_addresses"]
 
 error_log = logging.getLogger("wsrun.error")
 access_log = logging.getLogger("wsrun.access")
@@ -43,13 +42,11 @@ CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 def peer_addresses(
     transport: asyncio.BaseTransport,
 ) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
-    """(client, server) address pairs for the scope; None on a Unix socket."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+    """(client, server) address pairs for the scope; None on a Unix socket.
+
+    TCP_NODELAY needs no call here: uvloop and asyncio both set it on every TCP transport
+    (and `get_extra_info("socket")` would cost a socket object per connection).
+    """
     client = transport.get_extra_info("peername")
     server = transport.get_extra_info("sockname")
     return (
@@ -61,7 +58,7 @@ def peer_addresses(
 class FlowControl:
     """Write-side backpressure: `drain()` waits while the transport's buffer is full."""
 
-    __slots__ = ("write_paused", "_drain_waiters")
+    __slots__ = ("_drain_waiters", "write_paused")
 
     def __init__(self) -> None:
         self.write_paused = False
@@ -143,11 +140,12 @@ class HttpProtocol(asyncio.Protocol):
 
     def _process(self) -> None:
         parser = self.parser
+        config = self.state.config
         while not self.closed:
             cycle = self.cycle
             if cycle is not None and cycle.request_complete:
                 # Answer in order: the next pipelined request waits for this response.
-                if parser.buffered() > self.state.config.max_buffered_body_size:
+                if parser.buffered() > config.max_buffered_body_size:
                     self.pause_reading()
                 return
             try:
@@ -158,7 +156,7 @@ class HttpProtocol(asyncio.Protocol):
             if event is None:
                 if parser.at_eof and cycle is None:
                     self.close()
-                elif cycle is not None and cycle.body_size() > self.state.config.max_buffered_body_size:
+                elif cycle is not None and cycle.body_size() > config.max_buffered_body_size:
                     self.pause_reading()
                 return
             if type(event) is Data:
@@ -230,7 +228,9 @@ class HttpProtocol(asyncio.Protocol):
         self._set_timer(self.state.config.timeout_keep_alive, self.close)
         self._process()
 
-    def _reject(self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def _reject(
+        self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         """Answer bad input with its status, then close: the response really goes out first."""
         if self.closed:
             return
@@ -247,7 +247,7 @@ class HttpProtocol(asyncio.Protocol):
     # -- helpers --------------------------------------------------------------------------
 
     def _client_label(self) -> str:
-        return "%s:%d" % self.client if self.client else "-"
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
 
     def _set_timer(self, delay: float, callback: Any) -> None:
         self._cancel_timer()
@@ -283,7 +283,7 @@ class HttpProtocol(asyncio.Protocol):
 class HTTPCycle:
     """One request and its response: the ASGI `receive` and `send` of an http scope."""
 
-    def __init__(self, protocol: HttpProtocol, request: Request, scope: dict[str, Any]) -> None:
+    def __init__(self, protocol: HttpProtocol, request: Request, scope: Scope) -> None:
         self.protocol = protocol
         self.request = request
         self.scope = scope

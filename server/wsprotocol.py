@@ -130,16 +130,16 @@ class WebSocketProtocol(asyncio.Protocol):
         if out:
             self.transport.writelines(out)
         for event in conn.events_received():
-            kind = type(event)
-            if kind is TextMessage:
+            # `type(x) is C`, not isinstance: exact and cheapest; mypy narrows it too.
+            if type(event) is TextMessage:
                 self._deliver({"type": "websocket.receive", "text": event.data})
-            elif kind is BinaryMessage:
+            elif type(event) is BinaryMessage:
                 self._deliver({"type": "websocket.receive", "bytes": event.data})
-            elif kind is PongReceived:
+            elif type(event) is PongReceived:
                 self._cancel_timer("pong")
-            elif kind is CloseReceived:
+            elif type(event) is CloseReceived:
                 self._mark(_CLOSE, event.code, event.reason)
-            elif kind is ConnectionFailed:
+            elif type(event) is ConnectionFailed:
                 self._mark(_FAIL, event.code, event.reason)
 
     def eof_received(self) -> bool | None:
@@ -397,7 +397,9 @@ class WebSocketProtocol(asyncio.Protocol):
     def _reject(self, status: int, reason: str) -> None:
         if not self.transport_closed:
             self.transport.write(error_response(status, reason))
-            access_log.info('%s - "WebSocket %s" %d', self._client_label(), self.scope["path"], status)
+            access_log.info(
+                '%s - "WebSocket %s" %d', self._client_label(), self.scope["path"], status
+            )
             self._close_transport()
 
     def _close_transport(self) -> None:
@@ -438,7 +440,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # -- helpers --------------------------------------------------------------------------
 
     def _client_label(self) -> str:
-        return "%s:%d" % self.client if self.client else "-"
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
 
     def _set_timer(self, name: str, delay: float, callback: Any, *args: Any) -> None:
         self._cancel_timer(name)
