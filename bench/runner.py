@@ -130,7 +130,7 @@ def _summarise(s: Scenario, report: dict[str, Any]) -> None:
 def _paired(mine: list[dict[str, float | None] | None], base: list[dict[str, float | None] | None],
             key: str, invert: bool) -> list[float]:
     ratios = []
-    for a, b in zip(mine, base):
+    for a, b in zip(mine, base, strict=False):  # an unavailable server has no rounds
         x, y = (a or {}).get(key), (b or {}).get(key)
         if x and y:
             ratios.append(y / x if invert else x / y)

@@ -57,7 +57,8 @@ SERVERS: dict[str, ServerSpec] = {s.name: s for s in (
     ServerSpec("wsrun", "wsrun (uvloop)", "server.cli", lambda app, port: [
         PY, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port),
         "--no-access-log", "--log-level", "warning", "--backlog", BACKLOG]),
-    ServerSpec(BASELINE, "uvicorn --ws websockets-sansio", "uvicorn", _uvicorn("websockets-sansio")),
+    ServerSpec(BASELINE, "uvicorn --ws websockets-sansio", "uvicorn",
+               _uvicorn("websockets-sansio")),
     ServerSpec("uvicorn-websockets", "uvicorn --ws websockets", "uvicorn", _uvicorn("websockets")),
     ServerSpec("uvicorn-wsproto", "uvicorn --ws wsproto", "uvicorn", _uvicorn("wsproto")),
     ServerSpec("hypercorn", "hypercorn -k uvloop", "hypercorn", lambda app, port: [
