@@ -11,11 +11,13 @@ Strategy:
 - Input is a `bytearray` plus a read offset; it is compacted once per `receive_data`
   call (deleting from the front of a bytearray is O(1) in CPython), never per frame.
 - A complete, unfragmented frame takes a fast path: one unmask of the whole payload and
-  `bytes.decode()` for text. Anything else (a fragment, a frame split across reads) is
-  streamed: each available piece of payload is unmasked with the mask rotated to its
-  offset and, for text, pushed through an incremental UTF-8 decoder, so invalid UTF-8
-  fails on the first bad byte (Autobahn 6.4.x) and a message costs O(its size) however
-  many fragments carry it (pieces are joined once, at the end).
+  `bytes.decode()` for text (small masked frames are recognised from two header bytes).
+  Anything else (a fragment, a frame split across reads) takes the slow path. Text is
+  streamed: each available piece is unmasked with the mask rotated to its offset and
+  pushed through an incremental UTF-8 decoder, so invalid UTF-8 fails on the first bad
+  byte (Autobahn 6.4.x). Binary needs no validation: a split frame's masked pieces are
+  collected and unmasked once. Either way a message costs O(its size) however many
+  fragments carry it (pieces are joined once, at the end).
 - The size limit is checked from the frame header, before the payload is buffered.
 - The core never writes a close frame on its own. A close frame from the peer gives
   `CloseReceived` and a protocol error gives `ConnectionFailed`, in stream order; either
@@ -274,10 +276,10 @@ class ServerConnection:
                 # binary frame under 126 bytes, no message in progress. One test of b0
                 # (FIN, no RSV, opcode 1/2) and b1 (MASK, 7-bit length) covers every
                 # rule that applies to it. Without the C speedup the XOR is inlined
-                # (big-endian from_bytes without arguments is the cheapest call); the
-                # event is built with
-                # object.__new__ + the slot's setter, which skips the frozen dataclass
-                # __init__: ~1.0 us instead of ~1.8 us per 32-byte frame.
+                # (big-endian from_bytes without arguments is the cheapest call). The
+                # event is built with object.__new__ + the slot's setter, skipping the
+                # frozen dataclass __init__. Measured per 32-byte frame: ~0.9 us
+                # (0.55 us with C) instead of ~2.5 us for the general path.
                 if (b0 == 0x81 or b0 == 0x82) and b1 >= 0x80 and b1 != 0xFE and b1 != 0xFF:
                     length = b1 - 0x80
                     start = pos + 6
@@ -406,7 +408,8 @@ class ServerConnection:
             raw = self._raw
             with memoryview(buf) as view:
                 if take < self._left:
-                    raw.append(bytes(view[pos : pos + take]))
+                    if take:
+                        raw.append(bytes(view[pos : pos + take]))
                 elif raw:
                     raw.append(bytes(view[pos : pos + take]))
                     self._parts.append(apply_mask(b"".join(raw), self._mask))
