@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import websockets.frames
 import websockets.protocol
@@ -316,3 +318,73 @@ def test_our_server_frames_parse_in_websockets_client(opcode: Opcode, payload: b
     client.receive_data(frame_header(opcode, len(payload)) + payload)
     [frame] = client.events_received()
     assert (frame.opcode.value, frame.data, frame.fin) == (opcode, payload, True)
+
+
+# --- benchmark: `python -m tests.server.test_frames` (never run by pytest) ----------
+
+
+def _bench(count: int = 100_000, repeat: int = 9) -> None:  # pragma: no cover
+    """Print wsrun's core against websockets' sans-I/O Protocol on the same bytes."""
+    import time
+    from collections.abc import Callable
+
+    from websockets.protocol import Protocol, Side, State
+
+    from server.websocket import ServerConnection
+
+    def best(run: Callable[[], int]) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    def parse(chunks: list[bytes], new: Callable[[], object]) -> Callable[[], int]:
+        def run() -> int:
+            conn: Any = new()
+            received = 0
+            for chunk in chunks:
+                conn.receive_data(chunk)
+                received += len(conn.events_received())
+            return received
+
+        return run
+
+    def chop(data: bytes) -> list[bytes]:
+        return [data[i : i + 65536] for i in range(0, len(data), 65536)]
+
+    def ours() -> object:
+        return ServerConnection(max_message_size=2**24)
+
+    def theirs() -> object:
+        return Protocol(Side.SERVER, state=State.OPEN, max_size=2**24)
+
+    small = chop(Frame(Opcode.TEXT, b"x" * 32).serialize(RFC_MASK) * count)
+    large = chop(Frame(Opcode.BINARY, bytes(2**20)).serialize(RFC_MASK) * 20)
+
+    def send_ours() -> int:
+        conn = ServerConnection()
+        for _ in range(count):
+            conn.send_text("x" * 32)
+        return len(conn.data_to_send())
+
+    def send_theirs() -> int:
+        conn = Protocol(Side.SERVER, state=State.OPEN)
+        for _ in range(count):
+            conn.send_text(("x" * 32).encode())
+        return len(conn.data_to_send())
+
+    print(f"C speedups: {apply_mask_c is not None}")
+    cases = [
+        (f"parse {count} masked 32-byte text frames", parse(small, ours), parse(small, theirs)),
+        (f"serialize {count} 32-byte text frames", send_ours, send_theirs),
+        ("parse 20 masked 1 MiB binary frames", parse(large, ours), parse(large, theirs)),
+    ]
+    for name, mine, ref in cases:
+        a, b = best(mine), best(ref)
+        print(f"{name}: wsrun {a * 1e3:.1f} ms, websockets {b * 1e3:.1f} ms ({b / a:.2f}x)")
+
+
+if __name__ == "__main__":
+    _bench()
