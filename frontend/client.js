@@ -387,7 +387,8 @@ export class ChatClient extends EventTarget {
           room.retryTimer = null;
           if (this.rooms.get(name) === room && !room.joined) this.sendJoin(room);
         }, 1000);
-        this.emit("error", { code, message: `Waiting to rejoin ${name}: ${message}` });
+        this.emit("error", { code: "rejoining",
+          message: `Rejoining #${name}: the server still holds our previous connection.` });
         return;
       }
       if (room) this.rooms.delete(name);

@@ -13,13 +13,13 @@ const $ = (id) => document.getElementById(id);
 const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const ERRORS = {
   empty: "Type a message first.",
-  too_long: `Too long: at most ${MAX_TEXT} characters.`,
+  too_long: "The server refused this message: it is too long.",
   not_joined: "You are not in this room.",
   nick_taken: "That nick is already taken in this room.",
   rate_limited: "Slow down: too many messages. Try again in a few seconds.",
   too_many_rooms: "You are in too many rooms; leave one first.",
   already_joined: "You are already in this room.",
-  bad_request: "The server refused this request.",
+  internal: "The server failed; try again.",
 };
 
 const STATUS = {
@@ -41,13 +41,15 @@ let joining = null;
 // Exposed for tests and debugging in the console; nothing on the page depends on it.
 window.chat = { client, rooms };
 
+/** Our wording for known error codes; the server's own message for the others. */
 function describeError(code, message) {
-  return ERRORS[code] ? `${ERRORS[code]}${message && message !== code ? ` (${message})` : ""}`
-    : message || code;
+  if (code === "bad_request") return `The server refused this request: ${message}`;
+  return ERRORS[code] || message || code;
 }
 
-function showError(id, text) {
+function showError(id, text, code = "") {
   $(id).textContent = text;
+  $(id).dataset.code = code;
 }
 
 /* ---------- connection indicator ---------- */
@@ -148,6 +150,7 @@ client.addEventListener("joined", ({ detail }) => {
     $("text").focus();
   }
   if (detail.rejoin) {
+    if ($("say-error").dataset.code === "rejoining") showError("say-error", "");
     ui.log.addNotice(`Reconnected to #${detail.room}.`);
     if (detail.truncated) ui.log.addNotice("Some older messages were missed while offline.", "warning");
   } else {
@@ -227,7 +230,7 @@ client.addEventListener("older", ({ detail }) => {
 });
 
 client.addEventListener("error", ({ detail }) => {
-  showError("say-error", describeError(detail.code, detail.message));
+  showError("say-error", describeError(detail.code, detail.message), detail.code);
 });
 
 /* ---------- forms ---------- */
@@ -267,7 +270,9 @@ function send() {
   if (active === null) return;
   const error = checkText(text);
   if (error) {
-    showError("say-error", describeError(error, ""));
+    showError("say-error", error === "too_long"
+      ? `Too long: ${textLength(text)} characters, at most ${MAX_TEXT}.`
+      : ERRORS.empty);
     input.setAttribute("aria-invalid", "true");
     input.focus();
     return;
