@@ -267,8 +267,8 @@ class ChatApp:
                 metrics.errors.labels("binary").inc()
                 member.close(CLOSE_UNSUPPORTED, "binary frames are not supported")
                 continue
-            metrics.frames.labels("in").inc()
-            metrics.bytes.labels("in").inc(len(text.encode()))
+            metrics.frames_in.inc()
+            metrics.bytes_in.inc(len(text.encode()))
             try:
                 await session.receive_text(text)
             except Exception:

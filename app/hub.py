@@ -90,6 +90,22 @@ class _RefWindow:
                     del self.by_key[old_key]
 
 
+def _fail(ops: list[_Say] | list[_Say | _Join]) -> None:
+    """Answer operations that could not be served: nothing was stored or broadcast."""
+    for op in ops:
+        if op.done.done():
+            continue
+        if isinstance(op, _Join):
+            op.done.set_result(JoinResult("internal"))
+            continue
+        member = op.member
+        if member is not None:
+            # Not stored, so not broadcast: tell the author, who may resend with the same ref.
+            member.put(error_frame("internal", "message not stored, try again", op.ref)
+                       if member.mode == "v1" else "error: internal")
+        op.done.set_result(None)
+
+
 def _key(nick: str, ref: Any) -> tuple[str, str] | None:
     # repr keeps "1" and 1 apart: two different refs to the client.
     return None if ref is None else (nick, repr(ref))
@@ -168,12 +184,8 @@ class Hub:
                 await self._serve(ops)
             except Exception:  # a bug: keep serving others rather than wedge every room
                 log.exception("chat pipeline failed on a batch")
-                for op in ops:  # nobody may wait forever for an answer
-                    if not op.done.done():
-                        if isinstance(op, _Join):
-                            op.done.set_result(JoinResult("internal"))
-                        else:
-                            op.done.set_result(None)
+                self._windows.clear()  # may hold refs of messages that were not stored
+                _fail(ops)  # nobody may wait forever for an answer
             if stop:
                 self._closed = True
                 return
@@ -222,15 +234,7 @@ class Hub:
                 log.exception("could not store %d chat messages", len(fresh))
                 # Forget the refs: a retry of those messages must be stored, not "deduplicated".
                 self._windows.clear()
-                for op, _, _ in results:
-                    member = op.member
-                    if member is not None:
-                        # Not stored, so not broadcast: tell the author, who may resend.
-                        member.put(error_frame("internal", "message not stored, try again",
-                                               op.ref) if member.mode == "v1" else
-                                   "error: internal")
-                    if not op.done.done():
-                        op.done.set_result(None)
+                _fail([op for op, _, _ in results])
                 return
             self._metrics.messages.inc(len(fresh))
         burst = len(results) > 1

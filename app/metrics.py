@@ -40,6 +40,9 @@ class Metrics:
             registry=r)
         self.errors = Counter("chat_errors", "Error replies and closes, by code", ["code"],
                               registry=r)
+        # Bound once: labels() costs a dict lookup under a lock, twice per frame otherwise.
+        self.frames_in, self.frames_out = self.frames.labels("in"), self.frames.labels("out")
+        self.bytes_in, self.bytes_out = self.bytes.labels("in"), self.bytes.labels("out")
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -110,14 +110,15 @@ class Member:
             self.done.set()
 
     async def _write(self) -> None:
-        outbox, send, metrics = self._outbox, self._send, self._metrics
+        outbox, send = self._outbox, self._send
+        frames_out, bytes_out = self._metrics.frames_out, self._metrics.bytes_out
         try:
             while True:
                 while outbox:
                     text = outbox.popleft()
                     await send({"type": "websocket.send", "text": text})
-                    metrics.frames.labels("out").inc()
-                    metrics.bytes.labels("out").inc(len(text.encode()))
+                    frames_out.inc()
+                    bytes_out.inc(len(text.encode()))
                 if self._close is not None:
                     break
                 self._wake.clear()

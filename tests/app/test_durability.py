@@ -155,3 +155,31 @@ async def test_settings_come_from_the_environment(name: str, own_target: Any) ->
     with pytest.raises(Exception) as refused:
         await target.connect(origin="http://localhost:8000")
     assert getattr(refused.value, "status", None) == 403
+
+
+async def test_a_message_that_cannot_be_stored_is_not_broadcast(own_target: Any,
+                                                                tmp_path: Any) -> None:
+    target: Target = await own_target("inprocess")
+    alice = await target.connect()
+    await alice.join("fragile", "alice")
+    bob = await target.connect()
+    await bob.join("fragile", "bob")
+    assert (await alice.recv_json())["event"] == "join"
+    # Break the real database from outside: the next commit fails.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "own.db")
+    db.execute("ALTER TABLE messages RENAME TO gone")
+    db.commit()
+    await alice.send_json({"type": "say", "room": "fragile", "text": "lost?", "ref": "L"})
+    assert await alice.recv_json() == {
+        "type": "error", "code": "internal", "message": "message not stored, try again",
+        "ref": "L"}
+    db.execute("ALTER TABLE gone RENAME TO messages")
+    db.commit()
+    db.close()
+    # Nothing reached bob; the retry with the same ref is stored (the ref was not kept).
+    await alice.send_json({"type": "say", "room": "fragile", "text": "lost?", "ref": "L"})
+    ack = await alice.recv_json()
+    assert (ack["text"], ack["ref"]) == ("lost?", "L")
+    assert await bob.recv_json() == {k: v for k, v in ack.items() if k != "ref"}
