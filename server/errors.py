@@ -7,13 +7,13 @@ an HTTP error response or a close frame. This module imports nothing from the pr
 from __future__ import annotations
 
 __all__ = [
-    "WsrunError",
-    "RequestError",
     "HandshakeError",
-    "ProtocolError",
-    "PayloadTooBig",
-    "InvalidUTF8",
     "InvalidState",
+    "InvalidUTF8",
+    "PayloadTooBig",
+    "ProtocolError",
+    "RequestError",
+    "WsrunError",
 ]
 
 
