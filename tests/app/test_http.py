@@ -122,24 +122,21 @@ async def test_mounted_in_starlette_at_a_sub_path(tmp_path: Path) -> None:
         assert page.status_code == 200 and page.content == (FRONTEND / "index.html").read_bytes()
         assert (await client.get("/chat/healthz")).json()["status"] == "ok"
         assert (await client.get("/healthz")).status_code == 404  # Starlette's, not ours
-    # The chat itself, below the mount; Starlette runs no lifespan for mounted apps, so the
-    # app starts itself on first use.
-    target = InProcess(Settings())
-    target.app = host  # type: ignore[assignment]
-    from httpx_ws.transport import ASGIWebSocketTransport
-
-    from tests.app.conftest import hold
-    target.client, target.closer = await hold(httpx.AsyncClient(
-        transport=ASGIWebSocketTransport(host), base_url="http://testserver"))
+    # The chat itself, below the mount. Starlette runs no lifespan for mounted apps, so the
+    # chat starts itself on first use.
+    target = InProcess(Settings(db=str(tmp_path / "m.db")),
+                       host=lambda chat: Starlette(routes=[Mount("/chat", app=chat)]))
+    await target.start()
     try:
         peer = await target.connect(path="/chat/ws")
         joined = await peer.join("mounted", "m")
         assert joined["members"] == ["m"]
         await peer.send_json({"type": "say", "room": "mounted", "text": "below /chat"})
         assert (await peer.recv_json())["text"] == "below /chat"
+        assert (await target.get("/chat/healthz")).json() == {
+            "status": "ok", "connections": 1, "rooms": 1}
     finally:
         await target.stop()
-        await chat_app.shutdown()
 
 
 @pytest.mark.parametrize("name", [server_param("uvicorn"), server_param("wsrun")])
