@@ -13,6 +13,7 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
+from server.observability import Stats
 from server.types import ASGIApp, Message, Scope
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
         self.trusted_proxies = config.trusted_proxies
+        self.stats = Stats()
         self._date_second = 0
         self._default_headers: list[tuple[bytes, bytes]] = []
         # Write coalescing: connections with frames waiting, written once per loop pass.

@@ -131,6 +131,7 @@ class HttpProtocol(asyncio.Protocol):
         return None
 
     def pause_writing(self) -> None:
+        self.state.stats.write_pauses += 1
         self.flow.pause_writing()
 
     def resume_writing(self) -> None:
@@ -235,7 +236,9 @@ class HttpProtocol(asyncio.Protocol):
         if self.closed:
             return
         self.transport.write(error_response(status, reason, headers or []))
-        access_log.info('%s - "-" %d', self._client_label(), status)
+        self.state.stats.http_responses[status] += 1
+        access_log.info('%s - "-" %d', self._client_label(), status,
+                        extra={"client": self._client_label(), "status": status})
         self.close()
 
     def _head_timeout(self) -> None:
@@ -297,6 +300,8 @@ class HTTPCycle:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.response_complete = False
+        self.started = asyncio.get_running_loop().time()
+        self.bytes_out = 0
 
     # -- from the protocol ----------------------------------------------------------------
 
@@ -347,6 +352,21 @@ class HTTPCycle:
             # Headers are out: the only honest signal left is to cut the connection.
             protocol.closed = True
             protocol.transport.abort()
+
+    def _log(self) -> None:
+        request = self.request
+        protocol = self.protocol
+        protocol.state.stats.http_responses[self.status or 0] += 1
+        client = protocol._client_label()
+        target = request.target.decode("latin-1")
+        duration_ms = round((asyncio.get_running_loop().time() - self.started) * 1000, 3)
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d', client, request.method, target, request.http_version,
+            self.status,
+            extra={"client": client, "method": request.method, "path": target,
+                   "http_version": request.http_version, "status": self.status,
+                   "duration_ms": duration_ms, "bytes_out": self.bytes_out},
+        )
 
     async def receive(self) -> Message:
         protocol = self.protocol
@@ -401,17 +421,10 @@ class HTTPCycle:
             out = writer.body(body, more_body)
         if out:
             protocol.transport.write(out)
+        self.bytes_out += len(body)
         if not more_body:
             self.response_complete = True
-            request = self.request
-            access_log.info(
-                '%s - "%s %s HTTP/%s" %d',
-                protocol._client_label(),
-                request.method,
-                request.target.decode("latin-1"),
-                request.http_version,
-                self.status,
-            )
+            self._log()
             self._wake()
             protocol.response_complete(writer.keep_alive and self.request_complete)
         elif protocol.flow.write_paused:

@@ -99,6 +99,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.max_queue = self.config.ws_max_queue
         self.flush_pending = False  # frames may wait in `conn` until ServerState.flush()
+        self.stats = state.stats
+        self.started = self.loop.time()
+        # This connection's share of the server's figures (for its access log line).
+        self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.unflushed = 0  # about how many bytes wait there
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -132,8 +136,12 @@ class WebSocketProtocol(asyncio.Protocol):
         for event in conn.events_received():
             # `type(x) is C`, not isinstance: exact and cheapest; mypy narrows it too.
             if type(event) is TextMessage:
+                self.frames_in += 1
+                self.bytes_in += len(event.data)
                 self._deliver({"type": "websocket.receive", "text": event.data})
             elif type(event) is BinaryMessage:
+                self.frames_in += 1
+                self.bytes_in += len(event.data)
                 self._deliver({"type": "websocket.receive", "bytes": event.data})
             elif type(event) is PongReceived:
                 self._cancel_timer("pong")
@@ -148,6 +156,7 @@ class WebSocketProtocol(asyncio.Protocol):
         return None  # close the transport; connection_lost reports 1006 if no close came
 
     def pause_writing(self) -> None:
+        self.stats.write_pauses += 1
         self.flow.pause_writing()
 
     def resume_writing(self) -> None:
@@ -179,6 +188,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.disconnect is not None:
             return
         self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        if self.conn is not None:
+            self._ended(code)
         conn = self.conn
         if kind is _LOST or conn is None or conn.state is not State.OPEN:
             # Nothing to wait for: our close is already out (or TCP is gone).
@@ -218,8 +229,6 @@ class WebSocketProtocol(asyncio.Protocol):
                     self.transport.writelines(out)
             # RFC 6455 7.1.1: "the server SHOULD close the underlying TCP connection first"
             self._close_transport()
-        if kind is not _LOST:
-            self._log_close(code)
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -293,6 +302,8 @@ class WebSocketProtocol(asyncio.Protocol):
                         raise RuntimeError("websocket.send needs 'text' or 'bytes'")
                     conn.send_binary(data)
                     size = len(data)
+                self.frames_out += 1
+                self.bytes_out += size
                 if not self.flush_pending:
                     # The first frame of a loop pass goes out at once (lowest latency);
                     # later ones wait in `conn` for one write at the end of the pass...
@@ -347,6 +358,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.phase = Phase.CLOSED
             return
         self.transport.write(response)
+        self.stats.ws_accepted += 1
         self.phase = Phase.OPEN
         self.conn = ServerConnection(max_message_size=self.config.ws_max_size)
         access_log.info('%s - "WebSocket %s" [accepted]', self._client_label(), self.scope["path"])
@@ -363,6 +375,7 @@ class WebSocketProtocol(asyncio.Protocol):
         for name, value in headers:
             validate_header(name, value)
         self.phase = Phase.RESPONSE
+        self.stats.ws_rejected[int(message["status"])] += 1
         self.response_writer = ResponseWriter(self.request)
         head = self.response_writer.start(
             int(message["status"]),
@@ -397,6 +410,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def _reject(self, status: int, reason: str) -> None:
         if not self.transport_closed:
             self.transport.write(error_response(status, reason))
+            self.stats.ws_rejected[status] += 1
             access_log.info(
                 '%s - "WebSocket %s" %d', self._client_label(), self.scope["path"], status
             )
@@ -451,9 +465,22 @@ class WebSocketProtocol(asyncio.Protocol):
         if timer is not None:
             timer.cancel()
 
-    def _log_close(self, code: int) -> None:
+    def _ended(self, code: int) -> None:
+        """Count and log how an accepted WebSocket ended (once, when its end is known)."""
+        stats = self.stats
+        stats.close_codes[code] += 1
+        stats.frames_in += self.frames_in
+        stats.frames_out += self.frames_out
+        stats.bytes_in += self.bytes_in
+        stats.bytes_out += self.bytes_out
+        client = self._client_label()
+        path = self.scope["path"]
         access_log.info(
-            '%s - "WebSocket %s" closed %d', self._client_label(), self.scope["path"], code
+            '%s - "WebSocket %s" closed %d', client, path, code,
+            extra={"client": client, "path": path, "close_code": code,
+                   "duration_ms": round((self.loop.time() - self.started) * 1000, 3),
+                   "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+                   "frames_in": self.frames_in, "frames_out": self.frames_out},
         )
 
     def pause_reading(self) -> None:
