@@ -29,6 +29,7 @@ from app.metrics import CONTENT_TYPE_LATEST, Metrics
 from app.rooms import LocalBroker, Member
 from app.session import PlainSession, Session, V1Session
 from app.static import StaticFiles, frontend_root
+from app.store import Store
 
 __all__ = ["ChatApp", "chat"]
 
@@ -140,8 +141,6 @@ class ChatApp:
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._runtime is None:
-                from app.store import Store
-
                 settings = self.settings
                 store = Store(settings.db, settings.history_limit)
                 last_id = await store.open()
