@@ -36,6 +36,9 @@ class ServerState:
     """What every connection of one server shares: config, app, live connections, tasks."""
 
     def __init__(self, config: Config, app: ASGIApp) -> None:
+        # Kept here because asyncio.get_running_loop() costs a getpid() syscall each call
+        # (CPython's fork check): per-connection and per-frame code uses this instead.
+        self.loop = asyncio.get_running_loop()
         self.config = config
         self.app = app
         self.connections: set[Any] = set()
@@ -68,7 +71,7 @@ class ServerState:
         self._flush_queue.append(connection)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -83,7 +86,7 @@ class ServerState:
         )
 
     def spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        task: asyncio.Task[None] = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task

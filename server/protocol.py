@@ -254,7 +254,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _set_timer(self, delay: float, callback: Any) -> None:
         self._cancel_timer()
-        self.timer = asyncio.get_running_loop().call_later(delay, callback)
+        self.timer = self.state.loop.call_later(delay, callback)
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:
@@ -300,7 +300,7 @@ class HTTPCycle:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.response_complete = False
-        self.started = asyncio.get_running_loop().time()
+        self.started = protocol.state.loop.time()
         self.bytes_out = 0
 
     # -- from the protocol ----------------------------------------------------------------
@@ -359,7 +359,7 @@ class HTTPCycle:
         protocol.state.stats.http_responses[self.status or 0] += 1
         client = protocol._client_label()
         target = request.target.decode("latin-1")
-        duration_ms = round((asyncio.get_running_loop().time() - self.started) * 1000, 3)
+        duration_ms = round((protocol.state.loop.time() - self.started) * 1000, 3)
         access_log.info(
             '%s - "%s %s HTTP/%s" %d', client, request.method, target, request.http_version,
             self.status,
@@ -385,7 +385,7 @@ class HTTPCycle:
                 pass  # nothing more will come until the client goes away
             else:
                 protocol.resume_reading()
-            self.waiter = asyncio.get_running_loop().create_future()
+            self.waiter = protocol.state.loop.create_future()
             await self.waiter
         return {"type": "http.disconnect"}
 

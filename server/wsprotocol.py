@@ -96,7 +96,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.response_writer: ResponseWriter | None = None
         self._denial_out = b""
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.loop = asyncio.get_running_loop()
+        self.loop = state.loop
         self.max_queue = self.config.ws_max_queue
         self.flush_pending = False  # frames may wait in `conn` until ServerState.flush()
         self.stats = state.stats
