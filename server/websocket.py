@@ -144,6 +144,13 @@ class ServerConnection:
             one fails the connection with 1009 as soon as a frame header announces it.
     """
 
+    # Slots: one of these lives as long as each WebSocket (idle memory per connection).
+    __slots__ = (
+        "_buf", "_close_rcvd", "_close_sent", "_decoder", "_eof", "_events", "_failed", "_fin",
+        "_left", "_mask", "_msg_opcode", "_msg_size", "_offset", "_out", "_parsing", "_parts",
+        "_pos", "_raw", "_text_parts", "close_code", "close_reason", "max_message_size", "state",
+    )
+
     def __init__(self, max_message_size: int | None = 16 * 2**20) -> None:
         self.max_message_size = max_message_size
         self.state = State.OPEN
