@@ -89,13 +89,15 @@ class Room {
 export class ChatClient extends EventTarget {
   /**
    * @param {string} url  ws:// or wss:// URL of the chat endpoint
-   * @param {{baseDelay?: number, maxDelay?: number, WebSocketImpl?: typeof WebSocket}} options
+   * @param {{baseDelay?: number, maxDelay?: number, connectTimeout?: number}} options
+   *   delays in milliseconds: first retry, longest retry, longest wait for the handshake
    */
-  constructor(url, { baseDelay = 500, maxDelay = 15000 } = {}) {
+  constructor(url, { baseDelay = 500, maxDelay = 15000, connectTimeout = 10000 } = {}) {
     super();
     this.url = url;
     this.baseDelay = baseDelay;
     this.maxDelay = maxDelay;
+    this.connectTimeout = connectTimeout;
     /** @type {Map<string, Room>} */
     this.rooms = new Map();
     /** @type {Map<string, {ref: string, room: string, text: string}>} insertion-ordered */
@@ -156,6 +158,12 @@ export class ChatClient extends EventTarget {
       return;
     }
     this.socket = socket;
+    // A network that drops packets leaves a handshake hanging for minutes: give up sooner.
+    const guard = setTimeout(() => {
+      if (socket === this.socket && socket.readyState === WebSocket.CONNECTING) socket.close();
+    }, this.connectTimeout);
+    socket.addEventListener("open", () => clearTimeout(guard));
+    socket.addEventListener("close", () => clearTimeout(guard));
     socket.onopen = () => this.onOpen(socket);
     socket.onmessage = (event) => this.onFrame(socket, event.data);
     socket.onclose = () => this.onClose(socket);

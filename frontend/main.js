@@ -54,14 +54,28 @@ function showError(id, text, code = "") {
 
 /* ---------- connection indicator ---------- */
 
+let countdown = null;
+
 client.addEventListener("status", ({ detail }) => {
   const status = $("status");
   status.dataset.state = detail.state;
-  status.textContent = detail.state === "waiting"
-    ? `Offline: reconnecting in ${Math.max(1, Math.round(detail.delay / 1000))} s…`
-    : STATUS[detail.state];
+  clearInterval(countdown);
+  $("retry").hidden = detail.state !== "waiting";
+  if (detail.state !== "waiting") {
+    status.textContent = STATUS[detail.state];
+    return;
+  }
+  // Count down to the next attempt, in whole seconds (aria-live only re-reads on change).
+  const due = Date.now() + detail.delay;
+  const tick = () => {
+    const left = Math.max(1, Math.ceil((due - Date.now()) / 1000));
+    status.textContent = `Offline: reconnecting in ${left} s…`;
+  };
+  tick();
+  countdown = setInterval(tick, 1000);
 });
 
+$("retry").addEventListener("click", () => client.retryNow());
 window.addEventListener("online", () => client.retryNow());
 
 /* ---------- rooms ---------- */

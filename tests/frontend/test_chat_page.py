@@ -201,6 +201,7 @@ def test_page_reconnects_after_restart_without_losing_or_doubling(
     expect(alice.status).to_contain_text("reconnecting", timeout=SLOW)
     # Keep alice off the network so bob's messages are sent while she is away.
     alice.page.context.set_offline(True)
+    expect(alice.page.get_by_role("button", name="Reconnect now")).to_be_visible()
     alice.say("typed offline 1")
     alice.say("typed offline 2")
     expect(alice.log("general").locator("li.msg.pending .text")).to_have_text(
@@ -225,6 +226,7 @@ def test_page_reconnects_after_restart_without_losing_or_doubling(
                       "typed offline 1", "typed offline 2"]
         expect(alice.confirmed_texts("general")).to_have_text(everything, timeout=SLOW)
         expect(alice.log("general").locator("li.msg.pending")).to_have_count(0)
+        expect(alice.page.get_by_role("button", name="Reconnect now")).to_be_hidden()
         expect(bob.confirmed_texts("general")).to_have_text(everything)
         expect(alice.members()).to_have_text(["alice (you)", "bob"])
         # The rejoin asked for what came after the last message seen, not the whole history.

@@ -63,3 +63,32 @@ def test_phone_sized_screen_and_keyboard_only(tmp_path: Path,
         expect(alice.confirmed_texts()).to_have_text(["from my phone", "two\nlines"])
         shoot(page, "phone")
         assert alice.errors == []
+
+
+def test_socket_url_and_length_rules_of_the_client_module(
+        tmp_path: Path, open_chat: Callable[..., ChatPage]) -> None:
+    """client.js's pure helpers, run in the browser: the wss/root_path URL and code points."""
+    with chat_server(tmp_path) as url:
+        page = open_chat(url).page
+        result = page.evaluate(r"""async () => {
+            const m = await import("./client.js");
+            return {
+                https: m.socketUrl("https://chat.example/main.js"),
+                prefixed: m.socketUrl("https://chat.example/team/chat/main.js?v=1#x"),
+                plain: m.socketUrl("http://127.0.0.1:8000/main.js"),
+                emoji: m.textLength("\u{1F600}".repeat(4000)),
+                emojiOk: m.checkText("\u{1F600}".repeat(4000)),
+                tooLong: m.checkText("a".repeat(4001)),
+                blank: m.checkText(" \n\t "),
+            };
+        }""")
+        assert result == {
+            "https": "wss://chat.example/ws",
+            "prefixed": "wss://chat.example/team/chat/ws",
+            "plain": "ws://127.0.0.1:8000/ws",
+            "emoji": 4000,  # code points, as the server counts, not UTF-16 units (8000)
+            "emojiOk": None,
+            "tooLong": "too_long",
+            "blank": "empty",
+        }
+
