@@ -190,6 +190,20 @@ except ImportError:
 apply_mask: MaskFunction = apply_mask_c or apply_mask_py
 
 
+def apply_mask_join_py(pieces: list[bytes], mask: bytes) -> bytes:
+    """`apply_mask(b"".join(pieces), mask)`: a frame's payload that came in several reads."""
+    return apply_mask(b"".join(pieces), mask)
+
+
+try:
+    # The C version XORs each piece straight into the result: no joined copy in between.
+    apply_mask_join: Callable[[list[bytes], bytes], bytes] = importlib.import_module(
+        "server._speedups"
+    ).apply_mask_join
+except (ImportError, AttributeError):
+    apply_mask_join = apply_mask_join_py
+
+
 def is_valid_close_code(code: int) -> bool:
     """Whether a peer may send `code` in a close frame.
 

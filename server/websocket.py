@@ -43,6 +43,7 @@ from server.frames import (
     Opcode,
     apply_mask,
     apply_mask_c,
+    apply_mask_join,
     frame_header,
     is_valid_close_code,
     parse_close,
@@ -419,7 +420,7 @@ class ServerConnection:
                         raw.append(bytes(view[pos : pos + take]))
                 elif raw:
                     raw.append(bytes(view[pos : pos + take]))
-                    self._parts.append(apply_mask(b"".join(raw), self._mask))
+                    self._parts.append(apply_mask_join(raw, self._mask))
                     self._raw = []
                 else:
                     self._parts.append(apply_mask(view[pos : pos + take], self._mask))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from server.frames import (
     Opcode,
     apply_mask,
     apply_mask_c,
+    apply_mask_join,
+    apply_mask_join_py,
     apply_mask_py,
     frame_header,
     is_valid_close_code,
@@ -153,6 +156,34 @@ def test_apply_mask_keeps_leading_and_trailing_zero_bytes(mask_fn: MaskFunction)
 def test_apply_mask_rejects_wrong_mask_size(mask_fn: MaskFunction, mask: bytes) -> None:
     with pytest.raises(ValueError, match="mask must be 4 bytes"):
         mask_fn(b"abc", mask)
+
+
+JOINERS = [
+    pytest.param(apply_mask_join_py, id="python"),
+    pytest.param(
+        apply_mask_join,
+        id="c",
+        marks=pytest.mark.skipif(apply_mask_c is None, reason="server._speedups is not built"),
+    ),
+]
+
+
+@pytest.mark.parametrize("join_fn", JOINERS)
+@given(pieces=st.lists(st.binary(max_size=300), max_size=8),
+       mask=st.binary(min_size=4, max_size=4))
+def test_apply_mask_join_equals_masking_the_joined_pieces(
+    join_fn: Callable[[list[bytes], bytes], bytes], pieces: list[bytes], mask: bytes
+) -> None:
+    # Pieces of any length: the mask phase carries over from one piece to the next.
+    assert join_fn(pieces, mask) == xor_mask(b"".join(pieces), mask)
+
+
+@pytest.mark.parametrize("join_fn", JOINERS)
+def test_apply_mask_join_rejects_a_wrong_mask(
+    join_fn: Callable[[list[bytes], bytes], bytes],
+) -> None:
+    with pytest.raises(ValueError, match="mask must be 4 bytes"):
+        join_fn([b"abc"], b"\x01\x02")
 
 
 # Frame round trips and parse errors ----------------------------------------------
@@ -326,7 +357,6 @@ def test_our_server_frames_parse_in_websockets_client(opcode: Opcode, payload: b
 def _bench(count: int = 100_000, repeat: int = 9) -> None:  # pragma: no cover
     """Print wsrun's core against websockets' sans-I/O Protocol on the same bytes."""
     import time
-    from collections.abc import Callable
 
     from websockets.protocol import Protocol, Side, State
 
