@@ -285,3 +285,29 @@ def test_unacknowledged_message_is_resent_with_its_ref_and_shown_once(
         # The server de-duplicated by ref: bob still has exactly one copy.
         expect(bob.confirmed_texts("general")).to_have_text(["said once"])
         assert alice.errors == []
+
+
+def test_rejoin_after_more_than_a_thousand_missed_says_some_were_missed(
+        tmp_path: Path, open_chat: OpenChat) -> None:
+    port = free_port()
+    env = {"CHAT_RATE": "5000/1"}
+    with chat_server(tmp_path, port=port, env=env) as url:
+        alice = open_chat(url).join("alice", "busy")
+        alice.say("seen")
+        expect(alice.confirmed_texts("busy")).to_have_text(["seen"])
+    expect(alice.status).to_contain_text("reconnecting", timeout=SLOW)
+    alice.page.context.set_offline(True)
+    missed = [f"missed {n}" for n in range(1, 1006)]
+    with chat_server(tmp_path, port=port, env=env) as url:
+        with connect(url.replace("http://", "ws://") + "ws",
+                     subprotocols=["chat.v1"]) as ws:  # type: ignore[list-item]
+            ws.send(json.dumps({"type": "join", "room": "busy", "nick": "flood"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "joined"
+            for n, text in enumerate(missed):
+                ws.send(json.dumps({"type": "say", "room": "busy", "text": text, "ref": n}))
+            assert [json.loads(ws.recv(timeout=10))["text"] for _ in missed] == missed
+        alice.page.context.set_offline(False)
+        # The server sends the newest 1,000 with `truncated`; the page says a gap exists.
+        expect(alice.log("busy").locator("li.warning .notice-text")).to_have_text(
+            ["Some older messages were missed while offline."], timeout=SLOW)
+        expect(alice.confirmed_texts("busy")).to_have_text(["seen", *missed[-1000:]])
