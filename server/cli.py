@@ -17,11 +17,13 @@ import click
 from server import __version__
 from server.asgi import LifespanError
 from server.config import LOG_LEVELS, AppLoadError
+from server.observability import MetricsUnavailable, require_prometheus
 
 __all__ = ["cli", "main"]
 
 LIFESPAN = click.Choice(["auto", "on", "off"])
 LEVELS = click.Choice(list(LOG_LEVELS))
+LOG_FORMATS = click.Choice(["text", "json"])
 
 
 @click.command(
@@ -75,6 +77,14 @@ LEVELS = click.Choice(list(LOG_LEVELS))
               help="Log each request and WebSocket session.")
 @click.option("--log-config", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Logging configuration file (.json dictConfig, or .ini fileConfig).")
+@click.option("--log-format", default="text", show_default=True, type=LOG_FORMATS,
+              help="Log lines as text, or as one JSON object per line (ignored with "
+                   "--log-config: use server.observability.JsonFormatter there).")
+@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics "
+                   "(needs the metrics extra: pip install 'wsrun[metrics]').")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Bind the metrics listener to this host.")
 @click.option("--lifespan", default="auto", show_default=True, type=LIFESPAN,
               help="Run the app's lifespan startup/shutdown (auto: if it supports it).")
 @click.version_option(__version__, "--version", prog_name="wsrun", message="%(prog)s %(version)s")
@@ -83,6 +93,8 @@ def cli(app: str, **options: Any) -> None:
         raise click.UsageError("--ssl-keyfile needs --ssl-certfile")
     options["ws_ping_interval"] = options["ws_ping_interval"] or None
     options["ws_ping_timeout"] = options["ws_ping_timeout"] or None
+    if options["metrics_port"] is not None:
+        require_prometheus()  # fail before loading the app, not after its startup ran
     from server.main import run
 
     run(app, **options)
@@ -96,7 +108,7 @@ def main(argv: list[str] | None = None, prog_name: str = "wsrun") -> None:
         sys.exit(1)
     except click.ClickException as exc:
         _die(exc.format_message())
-    except AppLoadError as exc:
+    except (AppLoadError, MetricsUnavailable) as exc:
         _die(str(exc))
     except LifespanError as exc:
         _die(f"application startup failed: {exc}", code=3)

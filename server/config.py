@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from server.observability import JsonFormatter
 from server.types import ASGIApp
 
 __all__ = ["LOG_LEVELS", "AppLoadError", "Config"]
@@ -71,6 +72,9 @@ class Config:
     log_level: str | int | None = "info"
     access_log: bool = True
     log_config: str | dict[str, Any] | None = None
+    log_format: Literal["text", "json"] = "text"  # for the default handlers (no log_config)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no metrics listener
     lifespan: Literal["auto", "on", "off"] = "auto"
     server_header: bool = True
     date_header: bool = True
@@ -128,7 +132,12 @@ class Config:
                 logging.config.fileConfig(self.log_config, disable_existing_loggers=False)
         else:
             handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+            if self.log_format == "json":
+                handler.setFormatter(JsonFormatter())
+            elif self.log_format == "text":
+                handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+            else:
+                raise ValueError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
             for name in ("wsrun.error", "wsrun.access"):
                 logger = logging.getLogger(name)
                 logger.handlers[:] = [handler]

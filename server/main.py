@@ -18,6 +18,7 @@ from typing import Any
 
 from server.asgi import Lifespan, LifespanError, ServerState
 from server.config import Config
+from server.observability import start_metrics_server, stop_metrics_server
 from server.protocol import HttpProtocol
 from server.types import ASGIApp
 
@@ -48,6 +49,7 @@ class Server:
         self.config = config
         self.started = asyncio.Event()
         self.servers: list[asyncio.base_events.Server] = []
+        self.metrics_server: asyncio.Server | None = None  # --metrics-port
         self.state: ServerState | None = None
         self._exit = asyncio.Event()
         self._force_exit = False
@@ -76,8 +78,11 @@ class Server:
         lifespan = Lifespan(state, config.lifespan)
         await lifespan.startup()
         try:
+            # Metrics first: once the app's port accepts connections, so does /metrics.
+            await self._listen_metrics(state)
             await self._listen(state)
         except BaseException:
+            await self._stop_metrics()
             await lifespan.shutdown()
             raise
         if install_signal_handlers:
@@ -118,6 +123,22 @@ class Server:
                 backlog=config.backlog, reuse_address=True,
             )
         self.servers.append(server)
+
+    async def _listen_metrics(self, state: ServerState) -> None:
+        config = self.config
+        if config.metrics_port is None:
+            return
+        server = await start_metrics_server(config.metrics_host, config.metrics_port, state)
+        self.metrics_server = server
+        for sock in server.sockets:
+            host, port = sock.getsockname()[:2]
+            where = f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
+            error_log.info("Metrics at http://%s/metrics", where)
+
+    async def _stop_metrics(self) -> None:
+        if self.metrics_server is not None:
+            server, self.metrics_server = self.metrics_server, None
+            await stop_metrics_server(server)
 
     def _log_started(self) -> None:
         config = self.config
@@ -175,6 +196,8 @@ class Server:
                 pass
         if self.config.uds and os.path.exists(self.config.uds):
             os.unlink(self.config.uds)
+        # Last: the figures stay readable while connections drain.
+        await self._stop_metrics()
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

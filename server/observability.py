@@ -1,19 +1,59 @@
-"""Server-level figures and log formats.
+"""Server-level figures and log formats: `Stats`, the metrics listener, `JsonFormatter`.
 
 `Stats` holds plain counters that the glue increments on its hot path (no locks, no
-prometheus calls per frame); the metrics listener reads them at scrape time.
+prometheus calls per frame); `StatsCollector` turns them into Prometheus metric families
+only when the metrics listener is scraped. The listener (`start_metrics_server`, from
+`--metrics-port`) is a small asyncio protocol on the server's own loop, speaking HTTP/1.1
+through `server.http11`: no thread, nothing shared with the app's listener.
+
+prometheus_client is an optional extra (`wsrun[metrics]`): it is imported inside the
+metrics functions only, so the server runs without it unless metrics are asked for.
+This module must not import `server.protocol`, `server.wsprotocol` or `server.asgi` at
+module level: `server.asgi` imports `Stats` from here (the one live import of the glue
+happens inside `StatsCollector.collect`, when every module is loaded).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import weakref
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Stats"]
+from server.errors import RequestError
+from server.http11 import EndOfMessage, Request, RequestParser, ResponseWriter, error_response
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
+    from server.asgi import ServerState
+
+__all__ = [
+    "ACCESS_FIELDS",
+    "JsonFormatter",
+    "MetricsUnavailable",
+    "Stats",
+    "StatsCollector",
+    "require_prometheus",
+    "start_metrics_server",
+    "stop_metrics_server",
+]
+
+error_log = logging.getLogger("wsrun.error")
+
+MISSING_EXTRA = "--metrics-port needs the metrics extra: pip install 'wsrun[metrics]'"
 
 
 @dataclass(slots=True)
 class Stats:
+    """Counters since the server started; the glue increments them, scrapes read them."""
+
     http_responses: Counter[int] = field(default_factory=Counter)  # status -> count
     ws_accepted: int = 0
     ws_rejected: Counter[int] = field(default_factory=Counter)  # status -> count
@@ -23,3 +63,311 @@ class Stats:
     bytes_out: int = 0
     close_codes: Counter[int] = field(default_factory=Counter)  # how each WebSocket ended
     write_pauses: int = 0
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+# The structured fields the glue passes to `wsrun.access` as `extra=`: HTTP lines carry
+# client, method, path, http_version, status, duration_ms, bytes_out; WebSocket close lines
+# carry client, path, close_code, duration_ms, bytes/frames in and out.
+ACCESS_FIELDS = (
+    "client", "method", "path", "http_version", "status", "close_code", "duration_ms",
+    "bytes_in", "bytes_out", "frames_in", "frames_out",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts (ISO 8601, UTC), level, logger, message, access fields.
+
+    Only the fields named in `ACCESS_FIELDS` are copied from a record, never arbitrary
+    record attributes, so nothing a caller did not mean to log ends up in the line.
+    Usable from a --log-config file as `"()": "server.observability.JsonFormatter"`.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        line: dict[str, Any] = {
+            "ts": ts.replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        attributes = record.__dict__
+        for name in ACCESS_FIELDS:
+            if name in attributes:
+                line[name] = attributes[name]
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        # json.dumps escapes control characters, so a message with a newline in it still
+        # makes exactly one line; `default=str` keeps an odd value from failing the log call.
+        return json.dumps(line, default=str)
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+class MetricsUnavailable(Exception):
+    """Metrics were asked for but prometheus_client (the `metrics` extra) is not installed."""
+
+
+def require_prometheus() -> None:
+    """Check that prometheus_client can be imported.
+
+    Raises:
+        MetricsUnavailable: it cannot; the message says how to install it.
+    """
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise MetricsUnavailable(MISSING_EXTRA) from None
+
+
+class StatsCollector:
+    """A prometheus_client collector reading `Stats` and the live connections at scrape time.
+
+    Args:
+        stats: the server's counters.
+        connections: returns the live connections (`ServerState.connections`); WebSocket
+            ones are counted and their not-yet-folded frame/byte counters added.
+    """
+
+    def __init__(self, stats: Stats, connections: Callable[[], Iterable[Any]]) -> None:
+        self.stats = stats
+        self.connections = connections
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        # Imported here: server.wsprotocol imports server.asgi, which imports this module.
+        from server.wsprotocol import WebSocketProtocol
+
+        stats = self.stats
+        frames_in, frames_out = stats.frames_in, stats.frames_out
+        bytes_in, bytes_out = stats.bytes_in, stats.bytes_out
+        connections = list(self.connections())
+        websockets = 0
+        for connection in connections:
+            if type(connection) is WebSocketProtocol:
+                websockets += 1
+                # A WebSocket's own counters are folded into `stats` once, when its end is
+                # known (`disconnect` set); until then they are only on the connection.
+                if connection.disconnect is None:
+                    frames_in += connection.frames_in
+                    frames_out += connection.frames_out
+                    bytes_in += connection.bytes_in
+                    bytes_out += connection.bytes_out
+
+        yield GaugeMetricFamily(
+            "wsrun_connections_open", "Open client connections (HTTP and WebSocket).",
+            value=len(connections))
+        yield GaugeMetricFamily(
+            "wsrun_websocket_connections_open",
+            "Open WebSocket connections (upgrade received, TCP not yet closed).",
+            value=websockets)
+
+        http = CounterMetricFamily(
+            "wsrun_http_requests", "HTTP responses sent, by status (error responses too).",
+            labels=["status"])
+        for status, count in sorted(stats.http_responses.items()):
+            http.add_metric([str(status)], count)
+        yield http
+
+        handshakes = CounterMetricFamily(
+            "wsrun_websocket_handshakes",
+            "WebSocket handshakes by outcome: accepted (101) or rejected with a status.",
+            labels=["outcome", "status"])
+        handshakes.add_metric(["accepted", "101"], stats.ws_accepted)
+        for status, count in sorted(stats.ws_rejected.items()):
+            handshakes.add_metric(["rejected", str(status)], count)
+        yield handshakes
+
+        yield CounterMetricFamily(
+            "wsrun_websocket_received_frames",
+            "WebSocket data messages (text/binary) received.", value=frames_in)
+        yield CounterMetricFamily(
+            "wsrun_websocket_sent_frames",
+            "WebSocket data messages (text/binary) sent.", value=frames_out)
+        yield CounterMetricFamily(
+            "wsrun_websocket_received_bytes",
+            "Payload of the WebSocket data messages received.", value=bytes_in)
+        yield CounterMetricFamily(
+            "wsrun_websocket_sent_bytes",
+            "Payload of the WebSocket data messages sent.", value=bytes_out)
+
+        closes = CounterMetricFamily(
+            "wsrun_websocket_closes",
+            "Accepted WebSockets ended, by close code (1006: connection dropped).",
+            labels=["code"])
+        for code, count in sorted(stats.close_codes.items()):
+            closes.add_metric([str(code)], count)
+        yield closes
+
+        yield CounterMetricFamily(
+            "wsrun_write_pauses",
+            "Times a client's socket buffer filled up and writing had to pause.",
+            value=stats.write_pauses)
+
+
+def _registry(state: ServerState) -> CollectorRegistry:
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    # Our own registry, not prometheus_client's global one: an app in the same process
+    # may register its metrics there, and those belong to the app's own /metrics.
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(state.stats, lambda: state.connections))
+    ProcessCollector(registry=registry)  # process_* figures: CPU, memory, open fds
+    return registry
+
+
+# Live connections of each metrics listener, closed by `stop_metrics_server`: in Python
+# 3.11 `asyncio.Server.close()` leaves accepted connections open.
+_LIVE: weakref.WeakKeyDictionary[asyncio.AbstractServer, set[_MetricsProtocol]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def start_metrics_server(host: str, port: int, state: ServerState) -> asyncio.Server:
+    """Listen on host:port and answer `GET /metrics` with the Prometheus text format.
+
+    Args:
+        host, port: where to listen (port 0: any free port).
+        state: the server whose `stats` and connections are reported.
+
+    Returns:
+        The listening server; stop it with `stop_metrics_server`.
+
+    Raises:
+        MetricsUnavailable: prometheus_client is not installed.
+        OSError: the address cannot be bound.
+    """
+    require_prometheus()
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    registry = _registry(state)
+    content_type = CONTENT_TYPE_LATEST.encode("ascii")
+    live: set[_MetricsProtocol] = set()
+
+    def render() -> tuple[bytes, bytes]:
+        return content_type, generate_latest(registry)
+
+    def factory() -> asyncio.Protocol:
+        return _MetricsProtocol(render, live, state.config.timeout_keep_alive)
+
+    server = await state.loop.create_server(factory, host=host, port=port, reuse_address=True)
+    _LIVE[server] = live
+    return server
+
+
+async def stop_metrics_server(server: asyncio.Server) -> None:
+    """Stop listening and close the listener's open connections."""
+    server.close()
+    for protocol in list(_LIVE.pop(server, ())):
+        protocol.close()
+    try:
+        await asyncio.wait_for(server.wait_closed(), 1.0)
+    except TimeoutError:
+        pass
+
+
+_ALLOW = (b"allow", b"GET, HEAD")
+_MAX_BODY = 64 * 1024  # a scrape has no body; refuse to read a large one
+
+
+class _MetricsProtocol(asyncio.Protocol):
+    """HTTP/1.1 on the metrics listener: GET/HEAD /metrics, 404 elsewhere, keep-alive."""
+
+    def __init__(
+        self, render: Callable[[], tuple[bytes, bytes]], live: set[_MetricsProtocol],
+        idle_timeout: float,
+    ) -> None:
+        self.render = render
+        self.live = live
+        self.idle_timeout = idle_timeout
+        self.parser = RequestParser(max_request_line_size=8192, max_header_size=16384)
+        self.transport: asyncio.Transport | None = None
+        self.request: Request | None = None
+        self.body_size = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.live.add(self)
+        self._arm_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.live.discard(self)
+        self.transport = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self.parser.receive_eof()
+        self._process()
+        return None  # close our side too
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _arm_timer(self) -> None:
+        # An idle or slow client must not hold a connection forever.
+        if self.timer is not None:
+            self.timer.cancel()
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(self.idle_timeout, self.close)
+
+    def _process(self) -> None:
+        while self.transport is not None and not self.transport.is_closing():
+            try:
+                event = self.parser.next_event()
+            except RequestError as exc:
+                self.transport.write(error_response(exc.status, exc.reason, exc.headers or []))
+                self.close()
+                return
+            if event is None:
+                if self.parser.at_eof:
+                    self.close()
+                return
+            if type(event) is Request:
+                self.request = event
+                self.body_size = 0
+                self._arm_timer()
+            elif type(event) is EndOfMessage:
+                self._respond()
+            else:  # Data: a body nobody asked for; drop it, within limits
+                self.body_size += len(event.data)  # type: ignore[union-attr]
+                if self.body_size > _MAX_BODY:
+                    self.transport.write(error_response(413, "Content Too Large"))
+                    self.close()
+                    return
+
+    def _respond(self) -> None:
+        request = self.request
+        assert request is not None and self.transport is not None
+        self.request = None
+        if request.path != "/metrics":
+            status, headers, body = 404, [(b"content-type", b"text/plain; charset=utf-8")], \
+                b"Not Found: the metrics are at /metrics\n"
+        elif request.method not in ("GET", "HEAD"):
+            # RFC 9110 15.5.6: "The origin server MUST generate an Allow header field in a
+            # 405 response containing a list of the target resource's currently supported
+            # methods."
+            status, headers, body = 405, [(b"content-type", b"text/plain; charset=utf-8"),
+                                          _ALLOW], b"Method Not Allowed\n"
+        else:
+            content_type, body = self.render()
+            status, headers = 200, [(b"content-type", content_type)]
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+        writer = ResponseWriter(request)
+        self.transport.write(writer.start(status, headers) + writer.body(body, False))
+        if not writer.keep_alive:
+            self.close()
+        else:
+            self._arm_timer()
