@@ -48,7 +48,7 @@ def frontend_root(override: str | None = None) -> Traversable:
         root = importlib.resources.files("frontend")
         if root.joinpath("index.html").is_file():
             return root
-    except (ImportError, TypeError, ValueError):
+    except (ImportError, TypeError, ValueError, OSError):
         pass
     return Path(__file__).resolve().parent.parent / "frontend"
 
