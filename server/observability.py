@@ -243,14 +243,16 @@ async def start_metrics_server(host: str, port: int, state: ServerState) -> asyn
         OSError: the address cannot be bound.
     """
     require_prometheus()
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client.exposition import choose_encoder
 
     registry = _registry(state)
-    content_type = CONTENT_TYPE_LATEST.encode("ascii")
     live: set[_MetricsProtocol] = set()
 
-    def render() -> tuple[bytes, bytes]:
-        return content_type, generate_latest(registry)
+    def render(accept: str) -> tuple[bytes, bytes]:
+        # The format negotiation of prometheus_client's own handler: the classic text
+        # format (0.0.4) unless the scraper's Accept asks for OpenMetrics or text 1.0.0.
+        encoder, content_type = choose_encoder(accept)
+        return content_type.encode("ascii"), encoder(registry)
 
     def factory() -> asyncio.Protocol:
         return _MetricsProtocol(render, live, state.config.timeout_keep_alive)
@@ -279,7 +281,7 @@ class _MetricsProtocol(asyncio.Protocol):
     """HTTP/1.1 on the metrics listener: GET/HEAD /metrics, 404 elsewhere, keep-alive."""
 
     def __init__(
-        self, render: Callable[[], tuple[bytes, bytes]], live: set[_MetricsProtocol],
+        self, render: Callable[[str], tuple[bytes, bytes]], live: set[_MetricsProtocol],
         idle_timeout: float,
     ) -> None:
         self.render = render
@@ -362,7 +364,8 @@ class _MetricsProtocol(asyncio.Protocol):
             status, headers, body = 405, [(b"content-type", b"text/plain; charset=utf-8"),
                                           _ALLOW], b"Method Not Allowed\n"
         else:
-            content_type, body = self.render()
+            accept = b",".join(v for n, v in request.headers if n.lower() == b"accept")
+            content_type, body = self.render(accept.decode("latin-1"))
             status, headers = 200, [(b"content-type", content_type)]
         headers.append((b"content-length", str(len(body)).encode("ascii")))
         writer = ResponseWriter(request)
