@@ -130,9 +130,12 @@ class HttpProtocol(asyncio.Protocol):
         self._process()
 
     def eof_received(self) -> bool | None:
+        """The client half-closed (e.g. `nc -N`): finish what it asked for, then close."""
         self.parser.receive_eof()
         self._process()
-        return None
+        # True keeps the transport open for writing the responses still due; _process()
+        # closes it once nothing is left. (TLS transports cannot stay half-open.)
+        return not self.tls and not self.closed
 
     def pause_writing(self) -> None:
         self.state.stats.write_pauses += 1

@@ -171,3 +171,14 @@ def test_limit_concurrency_answers_503() -> None:
             assert read_response(Reader(first))[0] == 200
             response = exchange(addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     assert status_of(response) == 503
+
+
+def test_client_half_close_still_gets_its_pipelined_responses(addr: str) -> None:
+    with connect(addr) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
+                     b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)  # like `nc -N`: the request is all there is
+        reader = Reader(sock)
+        assert read_response(reader)[2] == b"one"
+        assert read_response(reader)[2] == b"one two three"
+        assert recv_until_closed(sock) == b""
