@@ -202,18 +202,18 @@ class HttpProtocol(asyncio.Protocol):
         try:
             end = self.parser.next_event()
         except RequestError as exc:
-            self._reject(exc.status, exc.reason, exc.headers)
+            self._reject(exc.status, exc.reason, exc.headers, websocket=True)
             return
         if type(end) is not EndOfMessage:
-            self._reject(400, "Bad Request: body on a WebSocket upgrade request")
+            self._reject(400, "Bad Request: body on a WebSocket upgrade request", websocket=True)
             return
         try:
             handshake = check_request(request)
         except RequestError as exc:
-            self._reject(exc.status, exc.reason, exc.headers)
+            self._reject(exc.status, exc.reason, exc.headers, websocket=True)
             return
         if self.state.shutting_down or self.state.over_capacity():
-            self._reject(503, "Service Unavailable")
+            self._reject(503, "Service Unavailable", websocket=True)
             return
         protocol = WebSocketProtocol(self.state, request, handshake, self)
         self.state.connections.discard(self)
@@ -237,13 +237,23 @@ class HttpProtocol(asyncio.Protocol):
         self._process()
 
     def _reject(
-        self, status: int, reason: str, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        websocket: bool = False,
     ) -> None:
-        """Answer bad input with its status, then close: the response really goes out first."""
+        """Answer bad input with its status, then close: the response really goes out first.
+
+        `websocket`: the request was an upgrade, counted as a refused handshake.
+        """
         if self.closed:
             return
         self.transport.write(error_response(status, reason, headers or []))
-        self.state.stats.http_responses[status] += 1
+        if websocket:
+            self.state.stats.ws_rejected[status] += 1
+        else:
+            self.state.stats.http_responses[status] += 1
         access_log.info('%s - "-" %d', self._client_label(), status,
                         extra={"client": self._client_label(), "status": status})
         self.close()

@@ -149,7 +149,8 @@ class ServerConnection:
     __slots__ = (
         "_buf", "_close_rcvd", "_close_sent", "_decoder", "_eof", "_events", "_failed", "_fin",
         "_left", "_mask", "_msg_opcode", "_msg_size", "_offset", "_out", "_parsing", "_parts",
-        "_pos", "_raw", "_text_parts", "close_code", "close_reason", "max_message_size", "state",
+        "_pos", "_raw", "_text_parts", "bytes_in", "bytes_out", "close_code", "close_reason",
+        "max_message_size", "state",
     )
 
     def __init__(self, max_message_size: int | None = 16 * 2**20) -> None:
@@ -179,6 +180,9 @@ class ServerConnection:
         self._text_parts: list[str] = []
         self._raw: list[bytes] = []  # masked pieces of the binary frame being collected
         self._decoder = _Utf8Decoder()
+        #: Payload bytes of the data frames received and sent (for the server's figures).
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     # ------------------------------------------------------------------ input
 
@@ -293,6 +297,7 @@ class ServerConnection:
                     start = pos + 6
                     stop = start + length
                     if stop <= end and small_ok and not self._msg_opcode:
+                        self.bytes_in += length
                         if c_mask is not None:
                             payload = c_mask(buf[start:stop], buf[pos + 2 : start])
                         else:
@@ -370,6 +375,7 @@ class ServerConnection:
                     raise ProtocolError("new message before the previous one finished")
                 if max_size is not None and self._msg_size + length > max_size:
                     raise PayloadTooBig(f"message over {max_size} bytes")
+                self.bytes_in += length
                 start = pos + hlen
                 if fin and opcode and avail >= hlen + length:
                     # Fast path: a whole unfragmented message is in the buffer.
@@ -510,6 +516,7 @@ class ServerConnection:
             raise InvalidState(f"cannot send in state {self.state.name}")
 
     def _send(self, opcode: int, payload: bytes) -> None:
+        self.bytes_out += len(payload)
         header = frame_header(opcode, len(payload))
         if len(payload) <= _JOIN_LIMIT:
             self._out.append(header + payload)

@@ -69,7 +69,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # Slots: an idle WebSocket costs the server this object, its ServerConnection, the
     # scope and the app's task; the bench's idle scenario measures the sum per connection.
     __slots__ = (
-        "_denial_out", "bytes_in", "bytes_out", "client", "config", "conn", "connect_sent",
+        "_denial_out", "client", "config", "conn", "connect_sent",
         "disconnect", "flow", "flush_pending", "frames_in", "frames_out", "handshake", "loop",
         "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused", "request",
         "response_writer", "scope", "server", "started", "state", "stats", "timers",
@@ -113,7 +113,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.stats = state.stats
         self.started = self.loop.time()
         # This connection's share of the server's figures (for its access log line).
-        self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
+        self.frames_in = self.frames_out = 0
         self.unflushed = 0  # about how many bytes wait there
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -148,11 +148,9 @@ class WebSocketProtocol(asyncio.Protocol):
             # `type(x) is C`, not isinstance: exact and cheapest; mypy narrows it too.
             if type(event) is TextMessage:
                 self.frames_in += 1
-                self.bytes_in += len(event.data)
                 self._deliver({"type": "websocket.receive", "text": event.data})
             elif type(event) is BinaryMessage:
                 self.frames_in += 1
-                self.bytes_in += len(event.data)
                 self._deliver({"type": "websocket.receive", "bytes": event.data})
             elif type(event) is PongReceived:
                 self._cancel_timer("pong")
@@ -172,6 +170,16 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+
+    @property
+    def bytes_in(self) -> int:
+        """Payload bytes of the data frames received (UTF-8 bytes for text)."""
+        return self.conn.bytes_in if self.conn is not None else 0
+
+    @property
+    def bytes_out(self) -> int:
+        """Payload bytes of the data frames sent."""
+        return self.conn.bytes_out if self.conn is not None else 0
 
     def flush(self) -> None:
         """Write the frames sent since the last write, as one write (see `send`)."""
@@ -314,7 +322,6 @@ class WebSocketProtocol(asyncio.Protocol):
                     conn.send_binary(data)
                     size = len(data)
                 self.frames_out += 1
-                self.bytes_out += size
                 if not self.flush_pending:
                     # The first frame of a loop pass goes out at once (lowest latency);
                     # later ones wait in `conn` for one write at the end of the pass...

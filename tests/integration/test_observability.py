@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -240,8 +241,6 @@ def test_rejected_handshakes_by_status(tmp_path: Path) -> None:
         assert closes == {"4000": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="the glue counts an upgrade refused by the handshake "
-                   "check (426, 400) as an HTTP response, not as a rejected handshake")
 def test_handshake_refused_by_the_server_counts_as_rejected(tmp_path: Path) -> None:
     with wsrun(tmp_path, ECHO) as server:
         # RFC 6455 4.2.2: a version the server does not speak gets 426 Upgrade Required.
@@ -252,8 +251,6 @@ def test_handshake_refused_by_the_server_counts_as_rejected(tmp_path: Path) -> N
                             frozenset({("outcome", "rejected"), ("status", "426")}))) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the glue counts a text message's characters, not "
-                   "its UTF-8 payload bytes")
 def test_text_payload_counted_in_bytes(tmp_path: Path) -> None:
     with wsrun(tmp_path, ECHO) as server:
         with ws_connect(f"ws://{server.addr}/ws") as ws:
@@ -301,6 +298,11 @@ def test_metrics_listener_speaks_http(tmp_path: Path) -> None:
             .startswith(b"HTTP/1.1 400 ")
         assert raw_exchange(server.metrics, b"GET /metrics HTTP/1.0\r\n\r\n").startswith(
             b"HTTP/1.1 200 ")
+        # Pipelined requests are answered in order; "connection: close" ends the connection.
+        pipelined = raw_exchange(server.metrics, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert re.findall(rb"HTTP/1\.1 \d+ [A-Za-z ]+\r\n", pipelined) == [
+            b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 404 Not Found\r\n"]
         samples = server.scrape()
         assert samples[("wsrun_connections_open", frozenset())] == 0
         assert not any(name == "wsrun_http_requests_total" for name, _ in samples)
