@@ -159,7 +159,13 @@ class HttpProtocol(asyncio.Protocol):
             try:
                 event = parser.next_event()
             except RequestError as exc:
-                self._reject(exc.status, exc.reason, exc.headers)
+                if cycle is not None and cycle.status is not None:
+                    # The app's response has begun: a status line now would land inside
+                    # its body (or after it, unasked). Cutting is the only signal left; an
+                    # unfinished response is then visibly short of its length or last chunk.
+                    self._cut(cycle)
+                else:
+                    self._reject(exc.status, exc.reason, exc.headers)
                 return
             if event is None:
                 if parser.at_eof and cycle is None:
@@ -173,6 +179,11 @@ class HttpProtocol(asyncio.Protocol):
             elif type(event) is EndOfMessage:
                 assert cycle is not None
                 cycle.body_received(b"", complete=True)
+                if cycle.response_complete:
+                    # The app answered before the body ended; the rest is now read and
+                    # dropped, so the connection can serve the next request.
+                    self.response_complete(cycle.writer.keep_alive)
+                    return
             else:
                 assert isinstance(event, Request)
                 self._cancel_timer()
@@ -258,6 +269,13 @@ class HttpProtocol(asyncio.Protocol):
                         extra={"client": self._client_label(), "status": status})
         self.close()
 
+    def _cut(self, cycle: HTTPCycle) -> None:
+        if cycle.response_complete:
+            self.close()  # the response is whole: let it flush
+        elif not self.closed:
+            self.closed = True
+            self.transport.abort()
+
     def _head_timeout(self) -> None:
         if self.received_any and self.cycle is None:
             self._reject(408, "Request Timeout")
@@ -303,9 +321,9 @@ class HttpProtocol(asyncio.Protocol):
 class HTTPCycle:
     """One request and its response: the ASGI `receive` and `send` of an http scope."""
 
-    __slots__ = ("body", "body_sent", "bytes_out", "continue_sent", "disconnected", "headers",
-                 "protocol", "request", "request_complete", "response_complete", "scope",
-                 "started", "status", "waiter", "writer")
+    __slots__ = ("body", "body_sent", "bytes_out", "continue_sent", "disconnected", "drained",
+                 "headers", "protocol", "request", "request_complete", "response_complete",
+                 "scope", "started", "status", "waiter", "writer")
 
     def __init__(self, protocol: HttpProtocol, request: Request, scope: Scope) -> None:
         self.protocol = protocol
@@ -321,12 +339,22 @@ class HTTPCycle:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.response_complete = False
+        self.drained = 0  # body bytes dropped after an early response
         self.started = protocol.state.loop.time()
         self.bytes_out = 0
 
     # -- from the protocol ----------------------------------------------------------------
 
     def body_received(self, data: bytes, complete: bool = False) -> None:
+        if self.response_complete:
+            # Answered early: the rest of the body is dropped, up to a bound; a larger rest
+            # is cheaper to refuse by closing than to read (the response is already out).
+            self.drained += len(data)
+            if self.drained > self.protocol.state.config.max_buffered_body_size:
+                self.protocol.close()
+            if complete:
+                self.request_complete = True
+            return
         self.body += data
         if complete:
             self.request_complete = True
@@ -435,7 +463,13 @@ class HTTPCycle:
         protocol = self.protocol
         writer = self.writer
         if self.headers is not None:
-            head = writer.start(self.status, protocol.state.default_headers() + self.headers)
+            headers = protocol.state.default_headers() + self.headers
+            if not self.continue_sent and not self.request_complete:
+                # RFC 9110 10.1.1: the client may or may not send the body it announced
+                # with "Expect: 100-continue" once it has a final status: nothing after it
+                # on this connection can be parsed with certainty.
+                headers.append((b"connection", b"close"))
+            head = writer.start(self.status, headers)
             self.headers = None
             out = head + writer.body(body, more_body)
         else:
@@ -447,6 +481,8 @@ class HTTPCycle:
             self.response_complete = True
             self._log()
             self._wake()
-            protocol.response_complete(writer.keep_alive and self.request_complete)
+            if self.request_complete or not writer.keep_alive:
+                protocol.response_complete(writer.keep_alive)
+            # else: the rest of the request body is read and dropped first (_process).
         elif protocol.flow.write_paused:
             await protocol.flow.drain()

@@ -195,3 +195,104 @@ async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> Non
     if scope["type"] == "lifespan":
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+
+
+# -- conformance and hostile-input apps (tests/integration/test_conformance_*.py,
+#    test_hostile.py): one callable, behaviour by path ------------------------------------
+
+
+HTTP_RECEIVED: list[dict[str, Any]] = []
+
+
+async def conformance(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """HTTP and WebSocket edge cases ported from uvicorn's, h11's and websockets' suites."""
+    import asyncio
+
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    path = scope["path"]
+    if scope["type"] == "http":
+        if path == "/early":
+            # Answers before reading the request body (uvicorn test_early_response).
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"5")]})
+            await send({"type": "http.response.body", "body": b"early"})
+        elif path == "/stream-slow":
+            # Starts a streamed response, then waits for more of the request body.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"head", "more_body": True})
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        elif path == "/start-only":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        elif path == "/crash-after-body":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"1", "more_body": True})
+            raise RuntimeError("boom after the headers")
+        elif path == "/status":
+            status = int(scope["query_string"] or b"200")
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-length", b"4")]})
+            await send({"type": "http.response.body", "body": b"body"})
+        elif path == "/sleep":
+            await asyncio.sleep(float(scope["query_string"] or b"0.2"))
+            await echo(scope, receive, send)
+        elif path == "/scope":
+            await scope_app(scope, receive, send)
+        elif path == "/receive-all":
+            # Records every message until http.disconnect (read with GET /received).
+            while True:
+                message = await receive()
+                HTTP_RECEIVED.append(message)
+                if message["type"] == "http.disconnect":
+                    return
+        elif path == "/received":
+            body = json.dumps([m["type"] for m in HTTP_RECEIVED]).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+        elif path == "/after-complete":
+            # uvicorn test_message_after_body_complete: a body message after the last one.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"done"})
+            await send({"type": "http.response.body", "body": b"more"})
+        elif path == "/header-values":
+            # uvicorn test_iterator_headers / test_header_value_allowed_characters.
+            headers = iter([(b"x-iter", b"test value"), (b"x-chars", "<\t µ>".encode())])
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await echo(scope, receive, send)
+        return
+    if scope["type"] != "websocket":
+        return
+    if path == "/scope":
+        await scope_app(scope, receive, send)
+        return
+    await receive()
+    if path == "/deny-start-only":
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+    elif path == "/close-code":
+        # websocket.close with the code given in the query string (possibly invalid).
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": int(scope["query_string"])})
+        await receive()
+    elif path == "/close-long-reason":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000, "reason": "é" * 100})
+        await receive()
+    else:
+        await echo_after_connect(send, receive)
+
+
+async def echo_after_connect(send: Any, receive: Any) -> None:
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "bytes": message.get("bytes"),
+                    "text": message.get("text")})
