@@ -171,8 +171,10 @@ def test_websocket_session_figures(tmp_path: Path) -> None:
             ("wsrun_websocket_closes_total", (("code", "1000"),)): 1,
             ("wsrun_write_pauses_total", ()): 0,
         }
-        # The same figures scraped again: reading them changes nothing (no double folding).
-        assert server.scrape() == samples
+        # Scraped again: reading the figures changes none of them (no double folding).
+        again = server.scrape()
+        assert {key: value for key, value in again.items() if key[0].startswith("wsrun_")} \
+            == {key: value for key, value in samples.items() if key[0].startswith("wsrun_")}
 
 
 def test_binary_bytes_and_dropped_connection(tmp_path: Path) -> None:
@@ -270,8 +272,14 @@ def test_write_pauses_counted(tmp_path: Path) -> None:
             # /flood sends until the socket's buffers fill: nothing here reads them.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(upgrade_request("/flood"))
-            samples = server.wait_for("wsrun_write_pauses_total", 1)
-        assert samples[("wsrun_write_pauses_total", frozenset())] == 1
+            # At least one pause: the kernel may drain the first buffers into ours and let
+            # writing resume (and pause again) before everything is full.
+            deadline = time.monotonic() + 10
+            while (pauses := server.value("wsrun_write_pauses_total")) == 0:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        assert pauses is not None and pauses >= 1
 
 
 def test_metrics_listener_speaks_http(tmp_path: Path) -> None:
