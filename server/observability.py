@@ -151,13 +151,12 @@ class StatsCollector:
         for connection in connections:
             if type(connection) is WebSocketProtocol:
                 websockets += 1
-                # A WebSocket's own counters are folded into `stats` once, when its end is
-                # known (`disconnect` set); until then they are only on the connection.
-                if connection.disconnect is None:
-                    frames_in += connection.frames_in
-                    frames_out += connection.frames_out
-                    bytes_in += connection.bytes_in
-                    bytes_out += connection.bytes_out
+                # A WebSocket's own counters are folded into `stats` when its TCP connection
+                # closes, in the callback that removes it from `connections`.
+                frames_in += connection.frames_in
+                frames_out += connection.frames_out
+                bytes_in += connection.bytes_in
+                bytes_out += connection.bytes_out
 
         yield GaugeMetricFamily(
             "wsrun_connections_open", "Open client connections (HTTP and WebSocket).",

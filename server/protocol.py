@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from server.asgi import ServerState, build_scope
@@ -340,7 +341,7 @@ class HTTPCycle:
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.response_complete = False
         self.drained = 0  # body bytes dropped after an early response
-        self.started = protocol.state.loop.time()
+        self.started = time.perf_counter()  # uvloop's loop.time() has only ms resolution
         self.bytes_out = 0
 
     # -- from the protocol ----------------------------------------------------------------
@@ -408,7 +409,7 @@ class HTTPCycle:
         protocol.state.stats.http_responses[self.status or 0] += 1
         client = protocol._client_label()
         target = request.target.decode("latin-1")
-        duration_ms = round((protocol.state.loop.time() - self.started) * 1000, 3)
+        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
         access_log.info(
             '%s - "%s %s HTTP/%s" %d', client, request.method, target, request.http_version,
             self.status,

@@ -69,7 +69,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # Slots: an idle WebSocket costs the server this object, its ServerConnection, the
     # scope and the app's task; the bench's idle scenario measures the sum per connection.
     __slots__ = (
-        "_denial_out", "client", "config", "conn", "connect_sent",
+        "_denial_head", "client", "config", "conn", "connect_sent",
         "disconnect", "flow", "flush_pending", "frames_in", "frames_out", "handshake", "loop",
         "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused", "request",
         "response_writer", "scope", "server", "started", "state", "stats", "timers",
@@ -105,7 +105,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.pending_answer: tuple[str, int, str] | None = None
         self.transport_closed = False
         self.response_writer: ResponseWriter | None = None
-        self._denial_out = b""
+        self._denial_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.loop = state.loop
         self.max_queue = self.config.ws_max_queue
@@ -132,6 +132,11 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.resume_writing()
         if self.disconnect is None:
             self._mark(_LOST, 1006, "")
+        if self.conn is not None:
+            # Counted here, in the same callback that drops it from state.connections, so
+            # a scrape sees its frames either on the live connection or in Stats, once.
+            assert self.disconnect is not None
+            self._ended(self.disconnect["code"])
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -207,8 +212,6 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.disconnect is not None:
             return
         self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-        if self.conn is not None:
-            self._ended(code)
         conn = self.conn
         if kind is _LOST or conn is None or conn.state is not State.OPEN:
             # Nothing to wait for: our close is already out (or TCP is gone).
@@ -261,7 +264,7 @@ class WebSocketProtocol(asyncio.Protocol):
             elif self.phase is Phase.OPEN:
                 self._close(1011, "internal error")
             elif self.phase is Phase.RESPONSE:
-                self._close_transport()
+                self._end_denial()
         else:
             if self.phase is Phase.HANDSHAKE:
                 error_log.error("ASGI callable returned without accepting the WebSocket.")
@@ -269,7 +272,8 @@ class WebSocketProtocol(asyncio.Protocol):
             elif self.phase is Phase.OPEN:
                 self._close(1000, "")
             elif self.phase is Phase.RESPONSE:
-                self._close_transport()
+                error_log.error("ASGI callable returned without completing the response.")
+                self._end_denial()
         finally:
             self.phase = Phase.CLOSED
 
@@ -358,6 +362,9 @@ class WebSocketProtocol(asyncio.Protocol):
             if kind == "websocket.http.response.body":
                 self._denial_body(message)
                 return
+            raise RuntimeError(
+                f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'."
+            )
         elif phase is Phase.CLOSED:
             if kind == "websocket.close":
                 return
@@ -389,39 +396,84 @@ class WebSocketProtocol(asyncio.Protocol):
             self.data_received(data)
 
     def _start_denial(self, message: Message) -> None:
+        """Check the denial's head; it is written with the first body piece.
+
+        Raises:
+            RuntimeError: a status outside 200-599 (a 1xx cannot end a handshake) or an
+                invalid header. The phase stays HANDSHAKE, so `run()` answers 500.
+        """
+        status = message["status"]
+        if type(status) is not int or not 200 <= status <= 599:
+            raise RuntimeError(f"invalid websocket.http.response.start status {status!r}")
         headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
         for name, value in headers:
             validate_header(name, value)
         self.phase = Phase.RESPONSE
-        self.stats.ws_rejected[int(message["status"])] += 1
+        self.stats.ws_rejected[status] += 1
         self.response_writer = ResponseWriter(self.request)
-        head = self.response_writer.start(
-            int(message["status"]),
-            self.state.default_headers() + headers + [(b"connection", b"close")],
-        )
-        self._denial_out = head
+        self._denial_head = (status, headers)
 
     def _denial_body(self, message: Message) -> None:
         writer = self.response_writer
         assert writer is not None
+        body = message.get("body", b"")
         more_body = bool(message.get("more_body", False))
-        out = self._denial_out + writer.body(message.get("body", b""), more_body)
-        self._denial_out = b""
+        out = self._denial_start(len(body) if not more_body else None)
+        self._denial_head = None
+        out += writer.body(body, more_body)
         if not self.transport_closed:
             self.transport.write(out)
         if not more_body:
             self.phase = Phase.CLOSED
             self._close_transport()
 
+    def _denial_start(self, length: int | None) -> bytes:
+        """The denial's head, if not written yet; `length`: the whole body's, when known.
+
+        A body given whole gets a Content-Length rather than chunked framing (what
+        websockets' server does, and what a handshake client most likely reads).
+        """
+        if self._denial_head is None:
+            return b""
+        writer = self.response_writer
+        assert writer is not None
+        status, headers = self._denial_head
+        extra = [(b"connection", b"close")]
+        if length is not None and all(name != b"content-length" for name, _ in headers):
+            extra.append((b"content-length", str(length).encode()))
+        return writer.start(status, self.state.default_headers() + headers + extra)
+
+    def _end_denial(self) -> None:
+        """The app stopped (returned or raised) in the middle of its denial response.
+
+        A head not written yet still goes out, as the app's status (uvicorn's
+        test_server_reject_connection_with_missing_body), with an empty body when the app
+        gave no length; a body already under way is cut short.
+        """
+        if self._denial_head is not None and not self.transport_closed:
+            writer = self.response_writer
+            assert writer is not None
+            out = self._denial_start(0)
+            self._denial_head = None
+            try:
+                out += writer.body(b"", False)
+            except RuntimeError:
+                pass  # the app announced a length it never sent: the head alone, then close
+            self.transport.write(out)
+        self._close_transport()
+
     # -- closing --------------------------------------------------------------------------
 
     def _close(self, code: int, reason: str) -> None:
         """Start the closing handshake from our side; the peer has --ws-close-timeout to answer."""
-        self.phase = Phase.CLOSED
         conn = self.conn
         if conn is None or self.transport_closed or conn.state is not State.OPEN:
+            self.phase = Phase.CLOSED
             return
+        # A code that must not be sent (999, 1006, ...) raises ValueError here, in the app's
+        # send(); the phase stays OPEN so that run() then closes with 1011.
         conn.send_close(code, reason)
+        self.phase = Phase.CLOSED
         self.transport.writelines(conn.data_to_send())
         self._set_timer("close", self.config.ws_close_timeout, self._abort)
 
@@ -484,7 +536,7 @@ class WebSocketProtocol(asyncio.Protocol):
             timer.cancel()
 
     def _ended(self, code: int) -> None:
-        """Count and log how an accepted WebSocket ended (once, when its end is known)."""
+        """Count and log how an accepted WebSocket ended (once, when TCP has closed)."""
         stats = self.stats
         stats.close_codes[code] += 1
         stats.frames_in += self.frames_in
