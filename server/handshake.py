@@ -86,8 +86,12 @@ def check_request(request: Request) -> Handshake:
         raise HandshakeError("Upgrade must be websocket")
     # RFC 6455 4.2.1 item 5: "A |Sec-WebSocket-Key| header field with a base64-encoded value
     # that, when decoded, is 16 bytes in length."
-    if keys != 1 or key is None:
-        raise HandshakeError("missing or repeated Sec-WebSocket-Key")
+    # The wording is websockets' ("missing Sec-WebSocket-Key header"), which clients and
+    # uvicorn's suite look for.
+    if keys == 0 or key is None:
+        raise HandshakeError("missing Sec-WebSocket-Key header")
+    if keys > 1:
+        raise HandshakeError("repeated Sec-WebSocket-Key header")
     try:
         raw_key = b64decode(key, validate=True)
     except binascii.Error:

@@ -202,6 +202,7 @@ async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> Non
 
 
 HTTP_RECEIVED: list[dict[str, Any]] = []
+WS_RECORDED: list[str] = []
 
 
 async def conformance(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -250,8 +251,9 @@ async def conformance(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 HTTP_RECEIVED.append(message)
                 if message["type"] == "http.disconnect":
                     return
-        elif path == "/received":
-            body = json.dumps([m["type"] for m in HTTP_RECEIVED]).encode()
+        elif path in ("/received", "/ws-recorded"):
+            got = [m["type"] for m in HTTP_RECEIVED] if path == "/received" else WS_RECORDED
+            body = json.dumps(got).encode()
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": body})
         elif path == "/after-complete":
@@ -275,6 +277,26 @@ async def conformance(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await receive()
     if path == "/deny-start-only":
         await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+    elif path == "/deny-invalid-status":
+        await send({"type": "websocket.http.response.start", "status": 700,
+                    "headers": [(b"content-length", b"0")]})
+    elif path == "/deny-twice":
+        # uvicorn test_server_multiple_websocket_http_response_start_events
+        start = {"type": "websocket.http.response.start", "status": 404,
+                 "headers": [(b"content-length", b"0"), (b"content-type", b"text/plain")]}
+        await send(start)
+        try:
+            await send(start)
+        except RuntimeError as exc:
+            WS_RECORDED.append(str(exc))
+    elif path == "/deny-twice-crash":
+        start = {"type": "websocket.http.response.start", "status": 404, "headers": []}
+        await send(start)
+        await send(start)
+    elif path == "/deny-no-length":
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"hardbody"})
+        WS_RECORDED.append(json.dumps(await receive()))
     elif path == "/close-code":
         # websocket.close with the code given in the query string (possibly invalid).
         await send({"type": "websocket.accept"})

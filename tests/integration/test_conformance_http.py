@@ -37,14 +37,17 @@ def read_all(addr: str, data: bytes, shut: bool = False) -> bytes:
 
 
 @BOTH
-def test_early_response_then_body_keeps_the_connection(servers: dict[str, str], server: str) -> None:
+def test_early_response_then_body_keeps_the_connection(
+    servers: dict[str, str], server: str
+) -> None:
     # uvicorn test_early_response: the app answers before the body arrives; the body that
     # follows is read and dropped, and the connection serves the next request.
     with connect(servers[server]) as sock:
         sock.sendall(b"POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 18\r\n\r\n")
         reader = Reader(sock)
         assert read_response(reader)[::2] == (200, b"early")
-        sock.sendall(b'{"hello": "world"}' b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nnext")
+        sock.sendall(b'{"hello": "world"}'
+                     b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nnext")
         status, headers, body = read_response(reader)
     assert (status, body) == (200, b"next")
     assert "connection" not in headers
@@ -55,7 +58,8 @@ def test_early_response_to_a_chunked_body_keeps_the_connection(
     servers: dict[str, str], server: str
 ) -> None:
     with connect(servers[server]) as sock:
-        sock.sendall(b"POST /early HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        sock.sendall(b"POST /early HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n")
         reader = Reader(sock)
         assert read_response(reader)[::2] == (200, b"early")
         sock.sendall(b"2\r\nde\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -65,7 +69,8 @@ def test_early_response_to_a_chunked_body_keeps_the_connection(
 def test_early_response_to_an_unsent_100_continue_body_closes(servers: dict[str, str]) -> None:
     # RFC 9110 10.1.1: a client that sent "Expect: 100-continue" and got a final status
     # instead may or may not send the body; the server cannot tell what comes next.
-    response = read_all(servers["wsrun"], b"POST /early HTTP/1.1\r\nHost: a\r\nContent-Length: 18\r\n"
+    response = read_all(servers["wsrun"], b"POST /early HTTP/1.1\r\nHost: a\r\n"
+                        b"Content-Length: 18\r\n"
                         b"Expect: 100-continue\r\n\r\n")
     status, headers, body = read_response(Reader(None, response))
     assert (status, headers["connection"], body) == (200, "close", b"early")
@@ -234,7 +239,8 @@ def test_invalid_request_lines(
         (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
         (b"GET /\r\n\r\n", 400),  # HTTP/0.9
         (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 501),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0x3\r\nabc\r\n0\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 400),
     ],
     ids=["bad-utf8-path", "raw-utf8-path", "del-in-value", "space-in-host", "http09",
