@@ -262,7 +262,10 @@ class RequestParser:
             # The terminator starts at len(buf) - 3 or later: the section is already too big.
             if len(buf) - 3 - line_end > self.max_header_size:
                 raise RequestError("request header section too large", 431)
-            if buf.find(b"\n\n", scan) != -1:
+            # A lenient parser ends the head at "LF LF" or "LF CRLF": refuse both now rather
+            # than wait for a CRLFCRLF that a client (or a proxy in front) will never send.
+            # ("\n\r\n" cannot be the tail of a CRLFCRLF here: none is buffered.)
+            if buf.find(b"\n\n", scan) != -1 or buf.find(b"\n\r\n", scan) != -1:
                 raise RequestError("bare LF in request head")
             self._scan_from = max(len(buf) - 3, 0)
             return None

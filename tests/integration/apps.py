@@ -302,6 +302,15 @@ async def conformance(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": int(scope["query_string"])})
         await receive()
+    elif path == "/flood":
+        # Sends 64 KiB messages until the client is gone: send() must wait meanwhile.
+        await send({"type": "websocket.accept"})
+        payload = b"x" * 65536
+        try:
+            while True:
+                await send({"type": "websocket.send", "bytes": payload})
+        except OSError:
+            return
     elif path == "/close-long-reason":
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": 1000, "reason": "é" * 100})
