@@ -134,6 +134,10 @@ class HttpProtocol(asyncio.Protocol):
         """The client half-closed (e.g. `nc -N`): finish what it asked for, then close."""
         self.parser.receive_eof()
         self._process()
+        if self.cycle is not None:
+            # TCP cannot tell a half-close from a full close: an app waiting for
+            # http.disconnect (long-poll) hears of it now, and the response still goes out.
+            self.cycle.client_eof()
         # True keeps the transport open for writing the responses still due; _process()
         # closes it once nothing is left. (TLS transports cannot stay half-open.)
         return not self.tls and not self.closed
@@ -322,7 +326,7 @@ class HttpProtocol(asyncio.Protocol):
 class HTTPCycle:
     """One request and its response: the ASGI `receive` and `send` of an http scope."""
 
-    __slots__ = ("body", "body_sent", "bytes_out", "continue_sent", "disconnected", "drained",
+    __slots__ = ("body", "body_sent", "bytes_out", "continue_sent", "disconnected", "drained", "eof",
                  "headers", "protocol", "request", "request_complete", "response_complete",
                  "scope", "started", "status", "waiter", "writer")
 
@@ -335,6 +339,7 @@ class HTTPCycle:
         self.request_complete = False
         self.body_sent = False  # the last http.request message went to the app
         self.disconnected = False
+        self.eof = False
         self.waiter: asyncio.Future[None] | None = None
         self.continue_sent = not request.expect_continue
         self.status: int | None = None
@@ -366,6 +371,11 @@ class HTTPCycle:
 
     def disconnect(self) -> None:
         self.disconnected = True
+        self._wake()
+
+    def client_eof(self) -> None:
+        """The client sent EOF: a receive() after the whole body returns http.disconnect."""
+        self.eof = True
         self._wake()
 
     def _wake(self) -> None:
@@ -432,7 +442,9 @@ class HTTPCycle:
                 self.body_sent = not more_body
                 return {"type": "http.request", "body": data, "more_body": more_body}
             if self.body_sent and self.request_complete:
-                pass  # nothing more will come until the client goes away
+                if self.eof:
+                    break  # the client sent all it will and closed its side
+                # nothing more will come until the client goes away
             else:
                 protocol.resume_reading()
             self.waiter = protocol.state.loop.create_future()

@@ -87,6 +87,16 @@ async def behaviours(scope: dict[str, Any], receive: Any, send: Any) -> None:
             return
         elif path == "/no-response":
             return
+        elif path == "/long-poll":
+            # Reads the request, then waits for the client to go away (or a 5 s poll timeout).
+            import asyncio
+
+            await receive()
+            try:
+                message = await asyncio.wait_for(receive(), 5)
+            except asyncio.TimeoutError:
+                message = {"type": "timeout"}
+            body = message["type"].encode()
         elif path == "/stream":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             for part in (b"one ", b"two ", b"three"):

@@ -182,3 +182,22 @@ def test_client_half_close_still_gets_its_pipelined_responses(addr: str) -> None
         assert read_response(reader)[2] == b"one"
         assert read_response(reader)[2] == b"one two three"
         assert recv_until_closed(sock) == b""
+
+
+def test_long_poll_app_hears_http_disconnect_when_the_client_closes(addr: str) -> None:
+    # TCP cannot tell a half-close from a close: the app waiting for http.disconnect is told
+    # at once (uvicorn does the same), and a half-closed client still reads the answer.
+    with connect(addr) as sock:
+        sock.sendall(b"GET /long-poll HTTP/1.1\r\nHost: a\r\n\r\n")
+        started = time.monotonic()
+        sock.shutdown(socket.SHUT_WR)
+        status, _, body = read_response(Reader(sock))
+    assert (status, body) == (200, b"http.disconnect")
+    assert time.monotonic() - started < 4  # not the app's 5 s poll timeout
+
+
+def test_long_poll_app_times_out_while_the_client_stays(addr: str) -> None:
+    with connect(addr, timeout=10) as sock:
+        sock.sendall(b"GET /long-poll HTTP/1.1\r\nHost: a\r\n\r\n")
+        status, _, body = read_response(Reader(sock))
+    assert (status, body) == (200, b"timeout")
