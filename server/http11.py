@@ -251,7 +251,8 @@ class RequestParser:
             # RFC 9112 3: "A server that receives a request-target longer than any URI it
             # wishes to parse MUST respond with a 414". Decide now, not after more bytes.
             limit = self.max_request_line_size
-            if line_end > limit or len(buf) > limit + 1 or (len(buf) == limit + 1 and buf[-1] != 13):
+            n = len(buf)
+            if line_end > limit or n > limit + 1 or (n == limit + 1 and buf[-1] != 13):
                 raise RequestError("request line too long", 414)
             if b"\n" in buf:
                 raise RequestError("bare LF in request line")
@@ -395,12 +396,18 @@ class RequestParser:
             if self._eof:
                 raise RequestError("incomplete request")
             return None
+        return self._take(_END)
+
+    def _take(self, state_after: int) -> Data:
+        """Up to the rest of the current body (or chunk) from the buffer; `state_after` once
+        it is all taken."""
+        buf = self._buf
         n = min(len(buf), self._remaining)
         data = bytes(buf[:n])
         del buf[:n]
         self._remaining -= n
         if not self._remaining:
-            self._state = _END
+            self._state = state_after
         return Data(data)
 
     def _read_chunked(self) -> Data | EndOfMessage | None:
@@ -430,13 +437,7 @@ class RequestParser:
             elif state == _CHUNK_DATA:
                 if not buf:
                     return None
-                n = min(len(buf), self._remaining)
-                data = bytes(buf[:n])
-                del buf[:n]
-                self._remaining -= n
-                if not self._remaining:
-                    self._state = _CHUNK_CRLF
-                return Data(data)
+                return self._take(_CHUNK_CRLF)
             elif state == _CHUNK_CRLF:
                 if len(buf) < 2:
                     if buf and buf[0] != 0x0D:  # decide on "X" without waiting for more

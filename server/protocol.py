@@ -326,8 +326,8 @@ class HttpProtocol(asyncio.Protocol):
 class HTTPCycle:
     """One request and its response: the ASGI `receive` and `send` of an http scope."""
 
-    __slots__ = ("body", "body_sent", "bytes_out", "continue_sent", "disconnected", "drained", "eof",
-                 "headers", "protocol", "request", "request_complete", "response_complete",
+    __slots__ = ("body", "body_sent", "bytes_out", "continue_sent", "disconnected", "drained",
+                 "eof", "headers", "protocol", "request", "request_complete", "response_complete",
                  "scope", "started", "status", "waiter", "writer")
 
     def __init__(self, protocol: HttpProtocol, request: Request, scope: Scope) -> None:

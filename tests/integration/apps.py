@@ -11,13 +11,7 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
         message = await receive()
         assert message["type"] == "websocket.connect"
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send({"type": "websocket.send", "bytes": message.get("bytes"),
-                        "text": message.get("text")})
+        await echo_after_connect(send, receive)
     elif scope["type"] == "http":
         body = b""
         while True:
@@ -94,7 +88,7 @@ async def behaviours(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await receive()
             try:
                 message = await asyncio.wait_for(receive(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 message = {"type": "timeout"}
             body = message["type"].encode()
         elif path == "/stream":
@@ -118,7 +112,8 @@ async def behaviours(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.close", "code": 1000})
     elif path == "/deny":
         await send({"type": "websocket.http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")]})
+                    "headers": [(b"content-type", b"text/plain"),
+                                (b"www-authenticate", b"Bearer")]})
         await send({"type": "websocket.http.response.body", "body": b"no ", "more_body": True})
         await send({"type": "websocket.http.response.body", "body": b"entry"})
     elif path == "/crash-before-accept":

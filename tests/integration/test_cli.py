@@ -23,8 +23,14 @@ WSRUN = [sys.executable, "-m", "server"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*WSRUN, *args], capture_output=True, text=True, timeout=30, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*WSRUN, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], text: str) -> None:
@@ -43,22 +49,40 @@ def test_version() -> None:
 def test_help_lists_uvicorn_style_options() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
-    for option in ("--host", "--port", "--uds", "--fd", "--ws-max-size", "--ws-ping-interval",
-                   "--timeout-graceful-shutdown", "--limit-concurrency", "--root-path",
-                   "--proxy-headers", "--forwarded-allow-ips", "--ssl-keyfile", "--log-config",
-                   "--lifespan", "--app-dir", "--factory", "--access-log"):
+    for option in (
+        "--host",
+        "--port",
+        "--uds",
+        "--fd",
+        "--ws-max-size",
+        "--ws-ping-interval",
+        "--timeout-graceful-shutdown",
+        "--limit-concurrency",
+        "--root-path",
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "--ssl-keyfile",
+        "--log-config",
+        "--lifespan",
+        "--app-dir",
+        "--factory",
+        "--access-log",
+    ):
         assert option in done.stdout
 
 
-@pytest.mark.parametrize(("args", "text"), [
-    (["app:chat", "--port", "abc"], "'abc' is not a valid integer"),
-    (["app:chat", "--bogus"], "No such option '--bogus'"),
-    ([], "Missing argument 'APP'"),
-    (["nowhere:app"], 'could not import module "nowhere"'),
-    (["app:nothing_here"], 'attribute "nothing_here" not found in module "app"'),
-    (["app"], 'app must be given as "module:attribute"'),
-    (["app:chat", "--lifespan", "sometimes"], "'sometimes' is not one of"),
-])
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["app:chat", "--port", "abc"], "'abc' is not a valid integer"),
+        (["app:chat", "--bogus"], "No such option '--bogus'"),
+        ([], "Missing argument 'APP'"),
+        (["nowhere:app"], 'could not import module "nowhere"'),
+        (["app:nothing_here"], 'attribute "nothing_here" not found in module "app"'),
+        (["app"], 'app must be given as "module:attribute"'),
+        (["app:chat", "--lifespan", "sometimes"], "'sometimes' is not one of"),
+    ],
+)
 def test_mistakes_print_one_line_and_exit_1(args: list[str], text: str) -> None:
     assert_one_line_error(run_cli(*args), text)
 
@@ -80,9 +104,18 @@ def test_failed_lifespan_startup_exits_with_the_apps_message() -> None:
 
 def test_options_come_from_wsrun_environment_variables() -> None:
     port = free_port()
-    proc = subprocess.Popen([*WSRUN], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "WSRUN_APP": "tests.integration.apps:scope_app",
-                                 "WSRUN_PORT": str(port), "WSRUN_ROOT_PATH": "/env"})
+    proc = subprocess.Popen(
+        [*WSRUN],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "WSRUN_APP": "tests.integration.apps:scope_app",
+            "WSRUN_PORT": str(port),
+            "WSRUN_ROOT_PATH": "/env",
+        },
+    )
     try:
         wait_for_port(port, proc)
         assert httpx.get(f"http://127.0.0.1:{port}/x").json()["root_path"] == "/env"
@@ -90,12 +123,16 @@ def test_options_come_from_wsrun_environment_variables() -> None:
         assert stop(proc) == 0
 
 
-def test_sigterm_closes_websockets_with_1001_runs_lifespan_shutdown_and_exits_0(tmp_path: Path) -> None:
+def test_sigterm_closes_websockets_with_1001_runs_lifespan_shutdown_and_exits_0(
+    tmp_path: Path,
+) -> None:
     marker = tmp_path / "lifespan.txt"
     port = free_port()
     proc = subprocess.Popen(
         [*WSRUN, "tests.integration.apps:marker_factory", "--factory", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "MARKER": str(marker)},
     )
     wait_for_port(port, proc)
@@ -119,8 +156,12 @@ def test_sigterm_closes_websockets_with_1001_runs_lifespan_shutdown_and_exits_0(
 
 def test_unix_domain_socket(tmp_path: Path) -> None:
     path = tmp_path / "wsrun.sock"
-    proc = subprocess.Popen([*WSRUN, "tests.integration.apps:echo", "--uds", str(path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*WSRUN, "tests.integration.apps:echo", "--uds", str(path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 10
         while not path.exists() and time.monotonic() < deadline:
@@ -136,9 +177,13 @@ def test_fd_serves_an_inherited_socket() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     with sock:
-        proc = subprocess.Popen([*WSRUN, "tests.integration.apps:echo", "--fd", str(sock.fileno())],
-                                cwd=ROOT, pass_fds=[sock.fileno()],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*WSRUN, "tests.integration.apps:echo", "--fd", str(sock.fileno())],
+            cwd=ROOT,
+            pass_fds=[sock.fileno()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_port(port, proc)
         assert httpx.post(f"http://127.0.0.1:{port}/", content=b"fd").content == b"fd"
@@ -150,17 +195,39 @@ def test_fd_serves_an_inherited_socket() -> None:
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, cert
 
 
 def test_tls_serves_https_and_wss(certificate: tuple[Path, Path]) -> None:
     key, cert = certificate
     context = ssl.create_default_context(cafile=str(cert))
-    with serve("wsrun", "tests.integration.apps:scope_app",
-               args=["--ssl-keyfile", str(key), "--ssl-certfile", str(cert)]) as addr:
+    with serve(
+        "wsrun",
+        "tests.integration.apps:scope_app",
+        args=["--ssl-keyfile", str(key), "--ssl-certfile", str(cert)],
+    ) as addr:
         assert httpx.get(f"https://{addr}/", verify=context).json()["scheme"] == "https"
 
         async def main() -> str:
@@ -172,14 +239,17 @@ def test_tls_serves_https_and_wss(certificate: tuple[Path, Path]) -> None:
 
 def test_proxy_headers_from_a_trusted_proxy() -> None:
     with serve("wsrun", "tests.integration.apps:scope_app") as addr:
-        scope = httpx.get(f"http://{addr}/", headers={
-            "X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"}).json()
+        scope = httpx.get(
+            f"http://{addr}/",
+            headers={"X-Forwarded-For": "203.0.113.7, 127.0.0.1", "X-Forwarded-Proto": "https"},
+        ).json()
     assert (scope["client"][0], scope["scheme"]) == ("203.0.113.7", "https")
 
 
 def test_proxy_headers_ignored_from_an_untrusted_peer() -> None:
-    with serve("wsrun", "tests.integration.apps:scope_app",
-               args=["--forwarded-allow-ips", "10.0.0.1"]) as addr:
+    with serve(
+        "wsrun", "tests.integration.apps:scope_app", args=["--forwarded-allow-ips", "10.0.0.1"]
+    ) as addr:
         scope = httpx.get(f"http://{addr}/", headers={"X-Forwarded-For": "203.0.113.7"}).json()
     assert scope["client"][0] == "127.0.0.1"
 
@@ -187,12 +257,18 @@ def test_proxy_headers_ignored_from_an_untrusted_peer() -> None:
 @pytest.mark.parametrize(("flag", "logged"), [("--access-log", True), ("--no-access-log", False)])
 def test_access_log_lines(flag: str, logged: bool) -> None:
     port = free_port()
-    proc = subprocess.Popen([*WSRUN, "tests.integration.apps:echo", "--port", str(port), flag],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*WSRUN, "tests.integration.apps:echo", "--port", str(port), flag],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     wait_for_port(port, proc)
     httpx.post(f"http://127.0.0.1:{port}/path?q=1", content=b"x")
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
-    assert "wsrun running on http://127.0.0.1:%d" % port in output.decode()
-    assert ('127.0.0.1:' in output.decode() and '"POST /path?q=1 HTTP/1.1" 200' in output.decode()) is logged
+    assert f"wsrun running on http://127.0.0.1:{port}" in output.decode()
+    assert (
+        "127.0.0.1:" in output.decode() and '"POST /path?q=1 HTTP/1.1" 200' in output.decode()
+    ) is logged

@@ -15,8 +15,11 @@ from tests.procs import serve
 
 @pytest.fixture(scope="module")
 def addr() -> Iterator[str]:
-    with serve("wsrun", "tests.integration.apps:behaviours",
-               args=["--no-access-log", "--timeout-handshake", "1", "--timeout-keep-alive", "1"]) as a:
+    with serve(
+        "wsrun",
+        "tests.integration.apps:behaviours",
+        args=["--no-access-log", "--timeout-handshake", "1", "--timeout-keep-alive", "1"],
+    ) as a:
         yield a
 
 
@@ -31,18 +34,40 @@ def status_of(response: bytes) -> int:
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
-        (b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\n"
+            + b"".join(b"X-%d: v\r\n" % i for i in range(101))
+            + b"\r\n",
+            431,
+        ),
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
         (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
         (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
         (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n", 400),
         (b"NOT A REQUEST\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400),
     ],
-    ids=["no-host", "two-hosts", "uri-too-long", "header-block-too-big", "too-many-headers",
-         "http2", "http1.2", "unknown-te", "cl-and-te", "bad-cl", "space-in-name", "garbage", "nul"],
+    ids=[
+        "no-host",
+        "two-hosts",
+        "uri-too-long",
+        "header-block-too-big",
+        "too-many-headers",
+        "http2",
+        "http1.2",
+        "unknown-te",
+        "cl-and-te",
+        "bad-cl",
+        "space-in-name",
+        "garbage",
+        "nul",
+    ],
 )
 def test_bad_requests_get_their_status_before_close(addr: str, raw: bytes, status: int) -> None:
     response = exchange(addr, raw)
@@ -57,10 +82,13 @@ def test_uri_too_long_is_answered_without_waiting_for_the_end_of_the_line(addr: 
 
 
 def test_pipelined_requests_are_answered_in_order(addr: str) -> None:
-    raw = b"".join(
-        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        for body in (b"first", b"second", b"third")
-    ) + b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    raw = (
+        b"".join(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            for body in (b"first", b"second", b"third")
+        )
+        + b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
     with connect(addr) as sock:
         sock.sendall(raw)
         reader = Reader(sock)
@@ -69,8 +97,10 @@ def test_pipelined_requests_are_answered_in_order(addr: str) -> None:
 
 
 def test_chunked_request_body_is_dechunked(addr: str) -> None:
-    raw = (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-           b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+    raw = (
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+    )
     with connect(addr) as sock:
         sock.sendall(raw)
         status, _, body = read_response(Reader(sock))
@@ -104,7 +134,9 @@ def test_keep_alive_serves_several_requests_on_one_connection(addr: str) -> None
 
 def test_expect_100_continue(addr: str) -> None:
     with connect(addr) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        )
         reader = Reader(sock)
         assert reader.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"body")
@@ -147,7 +179,7 @@ def test_slow_header_client_is_dropped_after_the_handshake_timeout(addr: str) ->
             sock.settimeout(0.3)
             try:
                 chunk = sock.recv(1024)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             response += chunk
             break
@@ -164,8 +196,11 @@ def test_idle_keep_alive_connection_is_closed(addr: str) -> None:
 
 
 def test_limit_concurrency_answers_503() -> None:
-    with serve("wsrun", "tests.integration.apps:behaviours",
-               args=["--no-access-log", "--limit-concurrency", "1"]) as addr:
+    with serve(
+        "wsrun",
+        "tests.integration.apps:behaviours",
+        args=["--no-access-log", "--limit-concurrency", "1"],
+    ) as addr:
         with connect(addr) as first:
             first.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             assert read_response(Reader(first))[0] == 200
@@ -175,8 +210,10 @@ def test_limit_concurrency_answers_503() -> None:
 
 def test_client_half_close_still_gets_its_pipelined_responses(addr: str) -> None:
     with connect(addr) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
-                     b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
+            b"GET /stream HTTP/1.1\r\nHost: a\r\n\r\n"
+        )
         sock.shutdown(socket.SHUT_WR)  # like `nc -N`: the request is all there is
         reader = Reader(sock)
         assert read_response(reader)[2] == b"one"

@@ -17,8 +17,11 @@ PING, PONG, CLOSE = 9, 10, 8
 
 
 def test_peer_that_never_answers_pings_is_closed_with_1011() -> None:
-    with serve("wsrun", "tests.integration.apps:behaviours",
-               args=["--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.3"]) as addr:
+    with serve(
+        "wsrun",
+        "tests.integration.apps:behaviours",
+        args=["--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.3"],
+    ) as addr:
         sock, reader, _, _ = upgrade(addr, "/record")
         with sock:
             opcode, _, payload = read_frame(reader)
@@ -27,15 +30,20 @@ def test_peer_that_never_answers_pings_is_closed_with_1011() -> None:
             while (frame := read_frame(reader))[0] == PING:
                 pings += 1
             opcode, _, payload = frame
-            assert pings <= 3  # the first unanswered ping's deadline holds; later pings don't move it
+            assert (
+                pings <= 3
+            )  # the first unanswered ping's deadline holds; later pings don't move it
             assert (opcode, payload[:2]) == (CLOSE, (1011).to_bytes(2, "big"))
             assert payload[2:] == b"keepalive ping timeout"
             assert recv_until_closed(sock) == b""
 
 
 def test_peer_that_answers_pings_stays_connected() -> None:
-    with serve("wsrun", "tests.integration.apps:behaviours",
-               args=["--ws-ping-interval", "0.1", "--ws-ping-timeout", "0.2"]) as addr:
+    with serve(
+        "wsrun",
+        "tests.integration.apps:behaviours",
+        args=["--ws-ping-interval", "0.1", "--ws-ping-timeout", "0.2"],
+    ) as addr:
         sock, reader, _, _ = upgrade(addr, "/record")
         with sock:
             for _ in range(4):
@@ -49,7 +57,9 @@ def test_peer_that_answers_pings_stays_connected() -> None:
 
 
 def test_peer_that_never_answers_our_close_is_cut_after_the_close_timeout() -> None:
-    with serve("wsrun", "tests.integration.apps:behaviours", args=["--ws-close-timeout", "0.5"]) as addr:
+    with serve(
+        "wsrun", "tests.integration.apps:behaviours", args=["--ws-close-timeout", "0.5"]
+    ) as addr:
         sock, reader, _, _ = upgrade(addr, "/close-4000")
         with sock:
             started = time.monotonic()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import struct
 import time
@@ -18,7 +17,6 @@ from tests.helpers import close_payload
 from tests.integration.rawclient import (
     Reader,
     client_frame,
-    connect,
     exchange,
     read_close,
     read_frame,
@@ -33,8 +31,11 @@ TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
 
 @pytest.fixture(scope="module")
 def addr() -> Iterator[str]:
-    with serve("wsrun", "tests.integration.apps:behaviours",
-               args=["--no-access-log", "--ws-max-size", "65536"]) as a:
+    with serve(
+        "wsrun",
+        "tests.integration.apps:behaviours",
+        args=["--no-access-log", "--ws-max-size", "65536"],
+    ) as a:
         yield a
 
 
@@ -55,7 +56,9 @@ def wait_recorded(addr: str, n: int) -> list[dict[str, object]]:
 def test_handshake_answers_the_rfc_example_key(addr: str) -> None:
     import base64
 
-    sock, _, status, headers = upgrade(addr, "/echo", key=base64.b64decode("dGhlIHNhbXBsZSBub25jZQ=="))
+    sock, _, status, headers = upgrade(
+        addr, "/echo", key=base64.b64decode("dGhlIHNhbXBsZSBub25jZQ==")
+    )
     sock.close()
     assert status == 101
     assert headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -67,12 +70,21 @@ def test_handshake_answers_the_rfc_example_key(addr: str) -> None:
     ("headers", "status"),
     [
         ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n", 400),
-        ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\n"
-         "Sec-WebSocket-Version: 13\r\n", 400),
-        ("Upgrade: websocket\r\nConnection: keep-alive\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n", 400),
-        ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n", 426),
+        (
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\n"
+            "Sec-WebSocket-Version: 13\r\n",
+            400,
+        ),
+        (
+            "Upgrade: websocket\r\nConnection: keep-alive\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+            400,
+        ),
+        (
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+            426,
+        ),
     ],
     ids=["no-key", "short-key", "no-upgrade-token", "version-8"],
 )
@@ -86,25 +98,35 @@ def test_bad_handshakes_get_their_status(addr: str, headers: str, status: int) -
 def test_connection_token_list_is_case_insensitive(addr: str) -> None:
     sock, _, status, _ = upgrade(addr, "/echo", extra="")
     sock.close()
-    response = exchange(addr, b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n"
-                        b"Connection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                        b"Sec-WebSocket-Version: 13\r\n\r\n" + client_frame(CLOSE, close_payload(1000)))
+    response = exchange(
+        addr,
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n"
+        b"Connection: keep-alive, UPGRADE\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n" + client_frame(CLOSE, close_payload(1000)),
+    )
     assert status == 101 and response.startswith(b"HTTP/1.1 101 ")
 
 
 @pytest.mark.parametrize("request_line", [b"GET /echo HTTP/1.0", b"POST /echo HTTP/1.1"])
 def test_http10_or_post_upgrade_gets_no_101(addr: str, request_line: bytes) -> None:
-    response = exchange(addr, request_line + b"\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n"
-                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                        b"Content-Length: 0\r\n\r\n")
+    response = exchange(
+        addr,
+        request_line + b"\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Content-Length: 0\r\n\r\n",
+    )
     assert not response.startswith(b"HTTP/1.1 101")
     assert response.startswith(b"HTTP/1.1 200 ")
 
 
 def test_frames_sent_with_the_request_are_kept(addr: str) -> None:
     frames = client_frame(TEXT, b"early") + client_frame(CLOSE, close_payload(1000))
-    response = exchange(addr, b"GET /record HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + frames)
+    response = exchange(
+        addr,
+        b"GET /record HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        + frames,
+    )
     _, _, after = response.partition(b"\r\n\r\n")
     assert after == b"\x81\x05early" + b"\x88\x02\x03\xe8"
 
@@ -116,8 +138,11 @@ def test_close_before_accept_is_403(addr: str) -> None:
 
 
 def test_http_response_denial_carries_the_apps_status_and_body(addr: str) -> None:
-    response = exchange(addr, b"GET /deny HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    response = exchange(
+        addr,
+        b"GET /deny HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
     status, headers, body = read_response(Reader(None, response))
     assert status == 401
     assert headers["www-authenticate"] == "Bearer"
@@ -148,7 +173,9 @@ def test_accept_header_with_crlf_is_refused(addr: str) -> None:
 
 def test_subprotocol_is_chosen_by_the_app(addr: str) -> None:
     async def main() -> tuple[str | None, str, str]:
-        async with ws_connect(f"ws://{addr}/subprotocol", subprotocols=["chat.v0", "chat.v1"]) as ws:
+        async with ws_connect(
+            f"ws://{addr}/subprotocol", subprotocols=["chat.v0", "chat.v1"]
+        ) as ws:
             return ws.subprotocol, str(await ws.recv()), ws.response.headers["x-chosen"]
 
     assert asyncio.run(main()) == ("chat.v1", "chat.v0,chat.v1", "chat.v1")
@@ -204,22 +231,28 @@ def test_invalid_utf8_fails_with_1007(addr: str) -> None:
 def test_message_before_a_protocol_error_is_echoed_before_the_close(addr: str) -> None:
     sock, reader, _, _ = upgrade(addr, "/record")
     with sock:
-        sock.sendall(client_frame(TEXT, b"first") + client_frame(TEXT, b"bad", rsv1=True)
-                     + client_frame(PING, b"never"))
+        sock.sendall(
+            client_frame(TEXT, b"first")
+            + client_frame(TEXT, b"bad", rsv1=True)
+            + client_frame(PING, b"never")
+        )
         assert read_frame(reader) == (TEXT, True, b"first")
         assert read_frame(reader)[0] == CLOSE
         assert recv_until_closed(sock) == b""  # no pong after the failure
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    (close_payload(1000, b"done"), 1000),
-    (close_payload(4123), 4123),
-    (b"", None),
-    (b"\x03", 1002),
-    (close_payload(1005), 1002),
-    (close_payload(2999), 1002),
-    (close_payload(1000, b"\xff"), 1007),
-])
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (close_payload(1000, b"done"), 1000),
+        (close_payload(4123), 4123),
+        (b"", None),
+        (b"\x03", 1002),
+        (close_payload(1005), 1002),
+        (close_payload(2999), 1002),
+        (close_payload(1000, b"\xff"), 1007),
+    ],
+)
 def test_close_frames_are_echoed_or_refused(addr: str, payload: bytes, code: int | None) -> None:
     sock, reader, _, _ = upgrade(addr, "/record")
     with sock:
@@ -237,7 +270,10 @@ def test_app_sees_the_clients_close_code_and_reason(addr: str) -> None:
 
     asyncio.run(main())
     assert wait_recorded(addr, before + 1)[-1] == {
-        "type": "websocket.disconnect", "code": 4321, "reason": "see you"}
+        "type": "websocket.disconnect",
+        "code": 4321,
+        "reason": "see you",
+    }
 
 
 def test_app_sees_1006_when_tcp_just_drops(addr: str) -> None:
@@ -273,8 +309,10 @@ def test_client_that_never_reads_does_not_grow_server_memory(addr: str) -> None:
     host, port = addr.split(":")
     sock.connect((host, int(port)))
     with sock:
-        sock.sendall(b"GET /flood HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        sock.sendall(
+            b"GET /flood HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         time.sleep(1.0)
         first = httpx.get(f"http://{addr}/sent").json()
         time.sleep(1.0)

@@ -519,7 +519,7 @@ def messages(draw: st.DrawFn) -> tuple[bytes, list[Event]]:
             payload = draw(st.binary(max_size=300))
             events.append(BinaryMessage(payload))
         cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=4)))
-        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
         for i, piece in enumerate(pieces):
             opcode = (TEXT if kind == "text" else BINARY) if i == 0 else CONT
             data += client_frame(opcode, piece, fin=i == len(pieces) - 1, mask=mask)
