@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.errors import HandshakeError
-from server.http11 import TOKEN_CHARS, Request, tokens, validate_header
+from server.http11 import TOKEN_CHARS, Request, tokens
+from server.response import validate_header
 
 __all__ = ["GUID", "Handshake", "accept_key", "accept_response", "check_request"]
 

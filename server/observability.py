@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from server.errors import RequestError
-from server.http11 import EndOfMessage, Request, RequestParser, ResponseWriter, error_response
+from server.http11 import EndOfMessage, Request, RequestParser
+from server.response import ResponseWriter, error_response
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

@@ -21,15 +21,8 @@ from typing import Any
 from server.asgi import ServerState, build_scope
 from server.errors import RequestError
 from server.handshake import check_request
-from server.http11 import (
-    Data,
-    EndOfMessage,
-    Request,
-    RequestParser,
-    ResponseWriter,
-    error_response,
-    validate_header,
-)
+from server.http11 import Data, EndOfMessage, Request, RequestParser
+from server.response import ResponseWriter, error_response, validate_header
 from server.types import Message, Scope
 
 __all__ = ["HTTPCycle", "HttpProtocol", "peer_addresses"]
