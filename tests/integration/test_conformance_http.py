@@ -21,7 +21,9 @@ APP = "tests.integration.apps:conformance"
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, str]]:
-    with serve("wsrun", APP, args=["--no-access-log"]) as ours, serve("uvicorn", APP) as theirs:
+    with serve("wsrun", APP, args=["--no-access-log"]) as ours, serve(
+        "uvicorn", APP, args=["--http", "h11"]  # the same oracle whether httptools is installed
+    ) as theirs:
         yield {"wsrun": ours, "uvicorn": theirs}
 
 
@@ -227,7 +229,7 @@ def test_invalid_request_lines(
         pytest.skip("uvicorn (h11) waits instead of answering these")
     response = read_all(servers[server], request_line + b"\r\nHost: a\r\n\r\n")
     assert response.startswith(b"HTTP/1.1 %d " % status)
-    assert b"\r\nconnection: close\r\n" in response
+    assert b"\r\nconnection: close\r\n" in response.lower()  # field names: any case
 
 
 @pytest.mark.parametrize(
