@@ -13,7 +13,7 @@ import logging.config
 import os
 import ssl
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from server.observability import JsonFormatter
@@ -78,7 +78,6 @@ class Config:
     lifespan: Literal["auto", "on", "off"] = "auto"
     server_header: bool = True
     date_header: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_ssl(self) -> bool:

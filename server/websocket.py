@@ -190,13 +190,16 @@ class ServerConnection:
         """Feed bytes read from the socket, split anywhere. Never raises on peer input."""
         if not self._parsing:
             return
-        if self._raw and not self._buf and len(data) < self._left:
+        if self._raw and not self._buf and len(data) <= self._left:
             # Inside a large binary frame with nothing else buffered: keep the piece
             # as is, no copy into the buffer (it is unmasked with the rest, once).
             self._raw.append(data if type(data) is bytes else bytes(data))
             self._left -= len(data)
-            return
-        self._buf += data
+            if self._left:
+                return
+            # That was the frame's last byte: _parse() below finishes the frame.
+        else:
+            self._buf += data
         try:
             self._parse()
         except ProtocolError as exc:
@@ -425,7 +428,8 @@ class ServerConnection:
                     if take:
                         raw.append(bytes(view[pos : pos + take]))
                 elif raw:
-                    raw.append(bytes(view[pos : pos + take]))
+                    if take:
+                        raw.append(bytes(view[pos : pos + take]))
                     self._parts.append(apply_mask_join(raw, self._mask))
                     self._raw = []
                 else:
