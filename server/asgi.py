@@ -46,6 +46,9 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
         self.trusted_proxies = config.trusted_proxies
+        # The server address of every connection, when there is one listening address
+        # (set by Server; None: ask each connection).
+        self.sockname: tuple[str, int] | None = None
         self.stats = Stats()
         self._date_second = 0
         self._default_headers: list[tuple[bytes, bytes]] = []

@@ -123,6 +123,13 @@ class Server:
                 backlog=config.backlog, reuse_address=True,
             )
         self.servers.append(server)
+        names = [sock.getsockname() for sock in server.sockets]
+        if (
+            len(names) == 1
+            and isinstance(names[0], tuple)
+            and names[0][0] not in ("0.0.0.0", "::")
+        ):
+            state.sockname = (str(names[0][0]), int(names[0][1]))
 
     async def _listen_metrics(self, state: ServerState) -> None:
         config = self.config

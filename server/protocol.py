@@ -34,15 +34,16 @@ CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def peer_addresses(
-    transport: asyncio.BaseTransport,
+    transport: asyncio.BaseTransport, sockname: tuple[str, int] | None = None
 ) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
     """(client, server) address pairs for the scope; None on a Unix socket.
 
-    TCP_NODELAY needs no call here: uvloop and asyncio both set it on every TCP transport
-    (and `get_extra_info("socket")` would cost a socket object per connection).
+    `sockname`: the one listening address, when every connection has it (no wildcard
+    bind), which saves a getsockname() call per connection. TCP_NODELAY needs no call
+    here: uvloop and asyncio both set it on every TCP transport.
     """
     client = transport.get_extra_info("peername")
-    server = transport.get_extra_info("sockname")
+    server = sockname or transport.get_extra_info("sockname")
     return (
         (str(client[0]), int(client[1])) if isinstance(client, tuple) else None,
         (str(server[0]), int(server[1])) if isinstance(server, tuple) else None,
@@ -106,7 +107,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.client, self.server = peer_addresses(transport)
+        self.client, self.server = peer_addresses(transport, self.state.sockname)
         self.state.connections.add(self)
         self._set_timer(self.state.config.timeout_handshake, self._head_timeout)
 
@@ -410,6 +411,8 @@ class HTTPCycle:
         request = self.request
         protocol = self.protocol
         protocol.state.stats.http_responses[self.status or 0] += 1
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # --no-access-log: no line to format, per request
         client = protocol._client_label()
         target = request.target.decode("latin-1")
         duration_ms = round((time.perf_counter() - self.started) * 1000, 3)

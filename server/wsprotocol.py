@@ -21,6 +21,7 @@ import asyncio
 import enum
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from server.asgi import ClientDisconnected, ServerState, build_scope
@@ -112,7 +113,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.max_queue = self.config.ws_max_queue
         self.flush_pending = False  # frames may wait in `conn` until ServerState.flush()
         self.stats = state.stats
-        self.started = self.loop.time()
+        self.started = time.perf_counter()  # uvloop's loop.time() has only ms resolution
         # This connection's share of the server's figures (for its access log line).
         self.frames_in = self.frames_out = 0
         self.unflushed = 0  # about how many bytes wait there
@@ -387,7 +388,10 @@ class WebSocketProtocol(asyncio.Protocol):
         self.stats.ws_accepted += 1
         self.phase = Phase.OPEN
         self.conn = ServerConnection(max_message_size=self.config.ws_max_size)
-        access_log.info('%s - "WebSocket %s" [accepted]', self._client_label(), self.scope["path"])
+        if access_log.isEnabledFor(logging.INFO):
+            client, path = self._client_label(), self.scope["path"]
+            access_log.info('%s - "WebSocket %s" [accepted]', client, path,
+                            extra={"client": client, "path": path, "status": 101})
         if self.config.ws_ping_interval:
             self._set_timer("ping", self.config.ws_ping_interval, self._keepalive)
         self.resume_reading()
@@ -544,12 +548,14 @@ class WebSocketProtocol(asyncio.Protocol):
         stats.frames_out += self.frames_out
         stats.bytes_in += self.bytes_in
         stats.bytes_out += self.bytes_out
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # --no-access-log: no line to format, per connection
         client = self._client_label()
         path = self.scope["path"]
         access_log.info(
             '%s - "WebSocket %s" closed %d', client, path, code,
             extra={"client": client, "path": path, "close_code": code,
-                   "duration_ms": round((self.loop.time() - self.started) * 1000, 3),
+                   "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
                    "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
                    "frames_in": self.frames_in, "frames_out": self.frames_out},
         )
