@@ -36,16 +36,23 @@ async def _not_found(send: Send) -> None:
     await send({"type": "http.response.body", "body": b"not found\n"})
 
 
-async def echo(scope: Scope, receive: Receive, send: Send) -> None:
-    """Echo every WebSocket message back; 404 for plain HTTP."""
+async def _accepted(scope: Scope, receive: Receive, send: Send) -> bool:
+    """Answer lifespan and plain HTTP; accept a WebSocket. True: a WebSocket is open."""
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
-        return
+        return False
     if scope["type"] != "websocket":
         await _not_found(send)
-        return
+        return False
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
+    return True
+
+
+async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Echo every WebSocket message back; 404 for plain HTTP."""
+    if not await _accepted(scope, receive, send):
+        return
     while True:
         message = await receive()
         if message["type"] != "websocket.receive":
@@ -64,14 +71,8 @@ _rooms: dict[str, dict[int, Send]] = {}
 
 async def broadcast(scope: Scope, receive: Receive, send: Send) -> None:
     """Relay every message a member sends to all members of the room named by the path."""
-    if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+    if not await _accepted(scope, receive, send):
         return
-    if scope["type"] != "websocket":
-        await _not_found(send)
-        return
-    await receive()  # websocket.connect
-    await send({"type": "websocket.accept"})
     # Join only once accepted: a broadcast must never reach a connection that cannot send yet.
     room = _rooms.setdefault(scope["path"], {})
     key = id(send)
