@@ -9,10 +9,11 @@ Ordering (RFC 6455 7.1.7 and 5.5.1 leave room for it; Autobahn grades it): a clo
 from the peer or a protocol error is queued *behind* the messages that came before it.
 The close frame / failure is only written when the app's `receive()` reaches it, that is,
 after the app took every earlier message and its replies went out — or when
---ws-drain-timeout passes first. Pings are answered at once.
+`Config.ws_drain_timeout` (2 s) passes first. Pings are answered at once.
 
-Backpressure: reading pauses while --ws-max-queue messages wait for the app; `send()`
-waits while the transport's write buffer is above its high-water mark.
+Backpressure: reading pauses while `Config.ws_max_queue` (32) messages wait for the app;
+`send()` waits while the transport's write buffer is above its high-water mark. Frames
+sent in one loop pass are written together (see `send`).
 """
 
 from __future__ import annotations
