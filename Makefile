@@ -29,10 +29,9 @@ install-test: $(VENV)/.installed-test system-deps
 run: install
 	$(BIN)/wsrun app:chat --host $(HOST) --port $(PORT)
 
-## system packages the tests drive for real: redis-server and Debian's chromium
+## system packages the tests drive for real: Debian's chromium (Playwright cannot fetch its own)
 system-deps:
 	@missing=""; \
-	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
