@@ -29,10 +29,12 @@ install-test: $(VENV)/.installed-test system-deps
 run: install
 	$(BIN)/wsrun app:chat --host $(HOST) --port $(PORT)
 
-## system packages the tests drive for real: Debian's chromium (Playwright cannot fetch its own)
+## system packages the tests drive for real: Debian's chromium (Playwright cannot fetch its
+## own) and openssl (a throwaway certificate for the TLS tests)
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
