@@ -494,9 +494,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _close_transport(self) -> None:
         if not self.transport_closed:
-            self.transport.close()
-            # A peer that never reads would hold the flush forever.
-            self._set_timer("abort", self.config.ws_close_timeout, self._abort)
+            transport = self.transport
+            transport.close()
+            if transport.get_write_buffer_size():
+                # Unsent bytes: a peer that never reads would hold the flush forever.
+                self._set_timer("abort", self.config.ws_close_timeout, self._abort)
 
     def _abort(self) -> None:
         if not self.transport_closed:
