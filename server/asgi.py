@@ -52,6 +52,7 @@ class ServerState:
         self.stats = Stats()
         self._date_second = 0
         self._default_headers: list[tuple[bytes, bytes]] = []
+        self._default_header_lines = b""
         # Write coalescing: connections with frames waiting, written once per loop pass.
         self._flush_queue: list[Any] = []
         self._flush_scheduled = False
@@ -67,7 +68,13 @@ class ServerState:
             if self.config.date_header:
                 headers.append((b"date", formatdate(now, usegmt=True).encode()))
             self._default_headers = headers
+            self._default_header_lines = b"".join(n + b": " + v + b"\r\n" for n, v in headers)
         return self._default_headers
+
+    def default_header_lines(self) -> bytes:
+        """`default_headers()` serialized ("name: value\\r\\n" each), for a 101."""
+        self.default_headers()
+        return self._default_header_lines
 
     def flush_later(self, connection: Any) -> None:
         """Call `connection.flush()` at the end of this loop pass (once for all of them)."""

@@ -131,13 +131,16 @@ def accept_response(
     handshake: Handshake,
     subprotocol: str | None,
     headers: Sequence[tuple[bytes, bytes]] = (),
+    server_headers: bytes = b"",
 ) -> bytes:
     """Return the complete ``101 Switching Protocols`` response accepting the handshake.
 
     Args:
         handshake: the checked request.
         subprotocol: the app's choice among the client's offers, or None.
-        headers: extra headers from the app (ASGI ``websocket.accept``).
+        headers: extra headers from the app (ASGI ``websocket.accept``), validated here.
+        server_headers: the server's own header lines (``server``, ``date``), already
+            serialized, each ending in CRLF; written as they are.
 
     Raises:
         RuntimeError: the subprotocol was not offered, or a header is invalid (the app's bug).
@@ -155,7 +158,7 @@ def accept_response(
             continue
         if lname not in _OWN_HEADERS:
             extra.append(name + b": " + value + b"\r\n")
-    parts = [_ACCEPT_HEAD, accept_key(handshake.key), b"\r\n"]
+    parts = [_ACCEPT_HEAD, accept_key(handshake.key), b"\r\n", server_headers]
     if subprotocol is not None:
         # RFC 6455 4.2.2: the value "MUST be derived from the values received from the
         # client in the handshake".

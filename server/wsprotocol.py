@@ -376,11 +376,12 @@ class WebSocketProtocol(asyncio.Protocol):
         raise RuntimeError(f"Unexpected ASGI message '{kind}' in WebSocket phase {phase.name}.")
 
     def _accept(self, message: Message) -> None:
-        headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
+        app_headers = message.get("headers")
         response = accept_response(
             self.handshake,
             message.get("subprotocol"),
-            self.state.default_headers() + headers,
+            [(bytes(n).lower(), bytes(v)) for n, v in app_headers] if app_headers else (),
+            server_headers=self.state.default_header_lines(),
         )
         if self.transport_closed:
             self.phase = Phase.CLOSED

@@ -62,6 +62,7 @@ def test_handshake_answers_the_rfc_example_key(addr: str) -> None:
     sock.close()
     assert status == 101
     assert headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert headers["server"] == "wsrun" and headers["date"].endswith(" GMT")
     assert headers["upgrade"].lower() == "websocket"
     assert "upgrade" in headers["connection"].lower()
 
