@@ -20,10 +20,12 @@ from typing import Any
 
 from server.asgi import ServerState, build_scope
 from server.errors import RequestError
+from server.flow import FlowControl
 from server.handshake import check_request
 from server.http11 import Data, EndOfMessage, Request, RequestParser
 from server.response import ResponseWriter, error_response, validate_header
 from server.types import Message, Scope
+from server.wsprotocol import WebSocketProtocol
 
 __all__ = ["HTTPCycle", "HttpProtocol", "peer_addresses"]
 
@@ -48,35 +50,6 @@ def peer_addresses(
         (str(client[0]), int(client[1])) if isinstance(client, tuple) else None,
         (str(server[0]), int(server[1])) if isinstance(server, tuple) else None,
     )
-
-
-class FlowControl:
-    """Write-side backpressure: `drain()` waits while the transport's buffer is full."""
-
-    __slots__ = ("_drain_waiters", "write_paused")
-
-    def __init__(self) -> None:
-        self.write_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._wake()
-
-    def _wake(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def drain(self) -> None:
-        if self.write_paused:
-            waiter = asyncio.get_running_loop().create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -206,8 +179,6 @@ class HttpProtocol(asyncio.Protocol):
         state.spawn(self.cycle.run())
 
     def _upgrade(self, request: Request) -> None:
-        from server.wsprotocol import WebSocketProtocol
-
         # The upgrade request has no body: consume its EndOfMessage; what follows are frames.
         try:
             end = self.parser.next_event()

@@ -26,9 +26,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from server.asgi import ClientDisconnected, ServerState, build_scope
+from server.flow import FlowControl
 from server.handshake import Handshake, accept_response
 from server.http11 import Request
-from server.protocol import FlowControl
 from server.response import ResponseWriter, error_response, validate_header
 from server.types import Message
 from server.websocket import (
