@@ -110,8 +110,12 @@ def build_scope(
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
     tls: bool,
+    subprotocols: list[str] | None = None,
 ) -> Scope:
-    """The ASGI scope of a request, with --root-path and trusted proxy headers applied."""
+    """The ASGI scope of a request, with --root-path and trusted proxy headers applied.
+
+    `subprotocols`: for a WebSocket, the ones the client offered (from the handshake check).
+    """
     config = state.config
     scheme = ("wss" if tls else "ws") if websocket else ("https" if tls else "http")
     headers = request.headers
@@ -133,21 +137,11 @@ def build_scope(
         "state": state.lifespan_state.copy(),
     }
     if websocket:
-        scope["subprotocols"] = _subprotocols(headers)
+        scope["subprotocols"] = subprotocols if subprotocols is not None else []
         scope["extensions"] = {"websocket.http.response": {}}
     else:
         scope["method"] = request.method
     return scope
-
-
-def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
-    protocols: list[str] = []
-    for name, value in headers:
-        if name == b"sec-websocket-protocol":
-            protocols.extend(
-                p.strip() for p in value.decode("latin-1").split(",") if p.strip()
-            )
-    return protocols
 
 
 def _trusted(state: ServerState, host: str) -> bool:

@@ -112,7 +112,7 @@ def check_request(request: Request) -> Handshake:
     if body:
         raise HandshakeError("handshake request with a body")
     subprotocols: list[str] = []
-    for item in (p.strip(b" \t") for v in protocols for p in v.split(b",")):
+    for item in (p.strip(b" \t") for v in protocols for p in v.split(b",")) if protocols else ():
         if not item:
             continue
         # RFC 6455 4.1: subprotocol values are tokens (RFC 2616 token).

@@ -93,7 +93,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.flow.write_paused = http.flow.write_paused
         self.transport: asyncio.Transport = http.transport
         self.scope = build_scope(
-            state, request, websocket=True, client=http.client, server=http.server, tls=http.tls
+            state, request, websocket=True, client=http.client, server=http.server, tls=http.tls,
+            subprotocols=handshake.subprotocols,
         )
         self.conn: ServerConnection | None = None
         self.phase = Phase.HANDSHAKE
