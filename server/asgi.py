@@ -53,9 +53,12 @@ class ServerState:
         self._date_second = 0
         self._default_headers: list[tuple[bytes, bytes]] = []
         self._default_header_lines = b""
-        # Write coalescing: connections with frames waiting, written once per loop pass.
+        # Write coalescing. `write_pass` counts loop passes in which frames were written: a
+        # connection whose last write was in this pass holds further frames back, and
+        # `_end_pass()` (once per pass, not per frame) writes what each of them holds.
+        self.write_pass = 0
+        self.pass_end_scheduled = False
         self._flush_queue: list[Any] = []
-        self._flush_scheduled = False
 
     def default_headers(self) -> list[tuple[bytes, bytes]]:
         """`server` and `date` headers, the date formatted once per second."""
@@ -76,15 +79,20 @@ class ServerState:
         self.default_headers()
         return self._default_header_lines
 
-    def flush_later(self, connection: Any) -> None:
-        """Call `connection.flush()` at the end of this loop pass (once for all of them)."""
-        self._flush_queue.append(connection)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+    def end_pass_soon(self) -> None:
+        """Make this loop pass end (`write_pass` moves on) at the next iteration."""
+        if not self.pass_end_scheduled:
+            self.pass_end_scheduled = True
+            self.loop.call_soon(self._end_pass)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
+    def flush_later(self, connection: Any) -> None:
+        """Call `connection.flush()` when this loop pass ends."""
+        self._flush_queue.append(connection)
+        self.end_pass_soon()
+
+    def _end_pass(self) -> None:
+        self.pass_end_scheduled = False
+        self.write_pass += 1
         queue, self._flush_queue = self._flush_queue, []
         for connection in queue:
             connection.flush()

@@ -76,7 +76,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "disconnect", "flow", "flush_pending", "frames_in", "frames_out", "handshake", "loop",
         "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused", "request",
         "response_writer", "scope", "server", "started", "state", "stats", "timers",
-        "transport", "transport_closed", "unflushed", "waiter", "wire_done",
+        "transport", "transport_closed", "unflushed", "waiter", "wire_done", "write_pass",
     )
 
     def __init__(
@@ -113,7 +113,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.loop = state.loop
         self.max_queue = self.config.ws_max_queue
-        self.flush_pending = False  # frames may wait in `conn` until ServerState.flush()
+        self.flush_pending = False  # frames wait in `conn` until ServerState ends the pass
+        self.write_pass = -1  # the ServerState.write_pass of our last direct write
         self.stats = state.stats
         self.started = time.perf_counter()  # uvloop's loop.time() has only ms resolution
         # This connection's share of the server's figures (for its access log line).
@@ -330,20 +331,26 @@ class WebSocketProtocol(asyncio.Protocol):
                     conn.send_binary(data)
                     size = len(data)
                 self.frames_out += 1
-                if not self.flush_pending:
-                    # The first frame of a loop pass goes out at once (lowest latency);
-                    # later ones wait in `conn` for one write at the end of the pass...
-                    self.transport.writelines(conn.data_to_send())
-                    self.flush_pending = True
+                state = self.state
+                if self.write_pass != state.write_pass:
+                    # The first frame of a loop pass goes out at once (lowest latency: a
+                    # plain echo never waits and never pays for a flush)...
+                    self.write_pass = state.write_pass
                     self.unflushed = 0
-                    self.state.flush_later(self)
+                    self.transport.writelines(conn.data_to_send())
+                    if not state.pass_end_scheduled:
+                        state.end_pass_soon()
                 else:
-                    # ...unless they add up: then they go now, so the transport's
-                    # high-water mark (and drain() below) bounds an app sending in a loop.
+                    # ...later ones wait in `conn` for one write when the pass ends, unless
+                    # they add up: then they go now, so the transport's high-water mark (and
+                    # drain() below) bounds an app sending in a loop.
                     self.unflushed += size
                     if self.unflushed > COALESCE_LIMIT:
                         self.unflushed = 0
                         self.transport.writelines(conn.data_to_send())
+                    elif not self.flush_pending:
+                        self.flush_pending = True
+                        state.flush_later(self)
                 if self.flow.write_paused:
                     await self.flow.drain()
                 return
