@@ -128,6 +128,9 @@ _MAX_REASON = MAX_CONTROL_PAYLOAD - 2
 _UNSENDABLE = frozenset({CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, 1015})
 _TEXT = Opcode.TEXT.value
 _BINARY = Opcode.BINARY.value
+# The 2-byte headers of small unfragmented server frames (payload < 126), made once.
+_SMALL_TEXT_HEADER = [bytes((0x80 | _TEXT, n)) for n in range(126)]
+_SMALL_BINARY_HEADER = [bytes((0x80 | _BINARY, n)) for n in range(126)]
 _CLOSE = Opcode.CLOSE.value
 _PING = Opcode.PING.value
 _PONG_B0 = 0x80 | Opcode.PONG.value
@@ -534,8 +537,16 @@ class ServerConnection:
         Raises:
             InvalidState: not OPEN.
         """
-        self._check_open()
-        self._send(_TEXT, data.encode())
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send in state {self.state.name}")
+        payload = data.encode()
+        n = len(payload)
+        if n < 126:
+            # Fast path (chat traffic): one precomputed header, one concatenation.
+            self.bytes_out += n
+            self._out.append(_SMALL_TEXT_HEADER[n] + payload)
+        else:
+            self._send(_TEXT, payload)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary message. A bytearray or memoryview is copied (it may change
@@ -544,8 +555,15 @@ class ServerConnection:
         Raises:
             InvalidState: not OPEN.
         """
-        self._check_open()
-        self._send(_BINARY, data if type(data) is bytes else bytes(data))
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send in state {self.state.name}")
+        payload = data if type(data) is bytes else bytes(data)
+        n = len(payload)
+        if n < 126:
+            self.bytes_out += n
+            self._out.append(_SMALL_BINARY_HEADER[n] + payload)
+        else:
+            self._send(_BINARY, payload)
 
     def send_ping(self, data: bytes = b"") -> None:
         """Queue a ping.
