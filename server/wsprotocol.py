@@ -99,7 +99,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.conn: ServerConnection | None = None
         self.phase = Phase.HANDSHAKE
         self.pending = bytearray()
-        # A list, not a deque: it holds at most --ws-max-queue items, and an empty deque
+        # A list, not a deque: it holds about Config.ws_max_queue items, and an empty deque
         # costs ~600 bytes per idle connection.
         self.queue: list[Any] = []
         self.waiter: asyncio.Future[Message | None] | None = None
