@@ -182,7 +182,9 @@ class ServerConnection:
         self._parts: list[bytes] = []
         self._text_parts: list[str] = []
         self._raw: list[bytes] = []  # masked pieces of the binary frame being collected
-        self._decoder = _Utf8Decoder()
+        # Made for the first text message that is fragmented or split across reads; whole
+        # small messages never need one (and most connections never do).
+        self._decoder: codecs.IncrementalDecoder | None = None
         #: Payload bytes of the data frames received and sent (for the server's figures).
         self.bytes_in = 0
         self.bytes_out = 0
@@ -413,7 +415,10 @@ class ServerConnection:
                     self._msg_opcode = opcode
                     self._msg_size = 0
                     if opcode == _TEXT:
-                        self._decoder.reset()
+                        if self._decoder is None:
+                            self._decoder = _Utf8Decoder()
+                        else:
+                            self._decoder.reset()
                 self._msg_size += length
                 pos = start
         finally:
@@ -459,6 +464,7 @@ class ServerConnection:
     def _feed_text(self, chunk: bytes, final: bool) -> None:
         """Decode a piece of a text message; raise InvalidUTF8 on the first bad byte."""
         decoder = self._decoder
+        assert decoder is not None  # made when the text message began
         try:
             text = decoder.decode(chunk, final)
         except UnicodeDecodeError:

@@ -26,7 +26,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from server.asgi import ClientDisconnected, ServerState, build_scope
-from server.flow import FlowControl
 from server.handshake import Handshake, accept_response
 from server.http11 import Request
 from server.response import ResponseWriter, error_response, validate_header
@@ -89,8 +88,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.client = http.client
         self.server = http.server
         self.read_paused = http.read_paused
-        self.flow = FlowControl()
-        self.flow.write_paused = http.flow.write_paused
+        self.flow = http.flow  # the same transport: its write-side state carries over
         self.transport: asyncio.Transport = http.transport
         self.scope = build_scope(
             state, request, websocket=True, client=http.client, server=http.server, tls=http.tls,
