@@ -5,8 +5,10 @@ with a null transport (no syscalls), on uvloop, serving `bench.apps:echo`, and p
 microseconds per handshake (best of 5 runs, minus the driver's own cost).
 
 Wall-clock figures on a shared machine move by ~10 % between runs; for a before/after
-comparison, count instructions instead, which valgrind repeats exactly:
+comparison, count instructions instead, which valgrind repeats exactly (with a fixed
+hash seed):
 
+    export PYTHONHASHSEED=0
     for n in 200 400; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python -m bench.handshake_cost $n 2>&1 | grep Collected; done
 

@@ -3,8 +3,10 @@
 One connection (null transport, see bench/handshake_cost.py) serving `bench.apps:echo`
 gets N masked 32-byte text frames, one per loop pass; prints microseconds per message
 (frame parsed, delivered to the app, echoed, frame built). For exact before/after
-figures, count instructions under callgrind for two N and take the difference:
+figures, count instructions under callgrind (fixed hash seed) for two N and take the
+difference:
 
+    export PYTHONHASHSEED=0
     for n in 2000 4000; do valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
         python -m bench.message_cost $n 2>&1 | grep Collected; done
 
