@@ -27,7 +27,6 @@ __all__ = [
     "EndOfMessage",
     "Request",
     "RequestParser",
-    "header_tokens",
     "tokens",
 ]
 
@@ -92,11 +91,6 @@ def tokens(values: Sequence[bytes]) -> list[bytes]:
         item = values[0].strip(b" \t").lower()
         return [item] if item else []
     return [t for v in values for t in (p.strip(b" \t").lower() for p in v.split(b",")) if t]
-
-
-def header_tokens(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
-    """Return the lowercased comma-separated items of every ``name`` header, in order."""
-    return tokens([v for n, v in headers if n == name])
 
 
 def _content_length(value: bytes, previous: int | None) -> int:
