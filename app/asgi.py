@@ -6,7 +6,7 @@ Routes (relative to `root_path`, so the app also works mounted at a sub-path):
 - `GET /healthz`: JSON status; `GET /metrics`: Prometheus text; anything else: frontend/.
 
 Start-up (lifespan, or lazily on first use when the server sends no lifespan, as inside a
-Starlette mount) reads the settings, opens the SQLite store and starts the pipeline.
+Starlette mount) reads the settings and starts the backend (app/backends/).
 
 This module imports the other app/ modules and the standard library; it must never import
 `server/`: the app runs under any ASGI server.
@@ -22,14 +22,13 @@ from typing import Any, Final
 
 import msgspec
 
+from app.backends import Backend, open_backend
 from app.config import Settings
-from app.hub import Hub
 from app.messages import SUBPROTOCOL
 from app.metrics import CONTENT_TYPE_LATEST, Metrics
-from app.rooms import LocalBroker, Member
+from app.rooms import Member
 from app.session import PlainSession, Session, V1Session
 from app.static import StaticFiles, frontend_root
-from app.store import Store
 
 __all__ = ["ChatApp", "chat"]
 
@@ -93,8 +92,8 @@ def origin_allowed(scope: Scope, allowed: tuple[str, ...] | None) -> bool:
 class _Runtime:
     """What exists between start-up and shutdown."""
 
-    def __init__(self, settings: Settings, hub: Hub, broker: LocalBroker) -> None:
-        self.settings, self.hub, self.broker = settings, hub, broker
+    def __init__(self, settings: Settings, backend: Backend) -> None:
+        self.settings, self.backend = settings, backend
 
 
 class ChatApp:
@@ -110,9 +109,10 @@ class ChatApp:
         self._starting: asyncio.Lock | None = None
         self._static: StaticFiles | None = None
         self.connections = 0
-        self._broker: LocalBroker | None = None
-        self.metrics = Metrics(lambda: self.connections,
-                               lambda: self._broker.room_count() if self._broker else 0)
+        self.metrics = Metrics(lambda: self.connections, self._room_count)
+
+    def _room_count(self) -> int:
+        return self._runtime.backend.room_count() if self._runtime else 0
 
     @property
     def settings(self) -> Settings:
@@ -134,7 +134,7 @@ class ChatApp:
     # -- lifespan -----------------------------------------------------------------------
 
     async def startup(self) -> _Runtime:
-        """Open the store and start the pipeline (once; later calls return the same)."""
+        """Start the backend (once; later calls return the same)."""
         if self._runtime is not None:
             return self._runtime
         if self._starting is None:
@@ -142,18 +142,15 @@ class ChatApp:
         async with self._starting:
             if self._runtime is None:
                 settings = self.settings
-                store = Store(settings.db, settings.history_limit)
-                last_id = await store.open()
-                self._broker = LocalBroker()
-                hub = Hub(store, self._broker, self.metrics, last_id)
-                self._runtime = _Runtime(settings, hub, self._broker)
+                backend = open_backend(settings, self.metrics)
+                await backend.start()
+                self._runtime = _Runtime(settings, backend)
         return self._runtime
 
     async def shutdown(self) -> None:
         runtime, self._runtime = self._runtime, None
         if runtime is not None:
-            await runtime.hub.close()
-            await runtime.hub.store.close()
+            await runtime.backend.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -181,11 +178,10 @@ class ChatApp:
                 status, headers, body = 405, [(b"allow", b"GET, HEAD")], b"method not allowed\n"
                 headers.append((b"content-type", b"text/plain; charset=utf-8"))
             elif path == "/healthz":
-                runtime = self._runtime
                 body = msgspec.json.encode({
                     "status": "ok",
                     "connections": self.connections,
-                    "rooms": runtime.broker.room_count() if runtime else 0,
+                    "rooms": self._room_count(),
                 })
                 status, headers = 200, [(b"content-type", b"application/json")]
             else:
@@ -234,7 +230,7 @@ class ChatApp:
         v1 = SUBPROTOCOL in [p.strip() for p in scope.get("subprotocols", [])]
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL if v1 else None})
         member = Member(send, "v1" if v1 else "plain", settings.queue_limit, self.metrics)
-        args = (member, runtime.hub, runtime.broker, settings, self.metrics)
+        args = (member, runtime.backend, settings, self.metrics)
         session: Session
         if v1:
             session = V1Session(*args)

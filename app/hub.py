@@ -11,7 +11,8 @@ commits before publishing:
   `joined.history` plus the live stream that follows has no gap and no duplicate.
 While a commit runs, new operations queue up: the next commit serves all of them.
 
-This module imports app.store, app.rooms and app.messages; never `server/`.
+This is the ordering half of `LocalBackend` (app/backends/local.py).
+This module imports app.store, app.rooms, app.messages and app.backends.base; never `server/`.
 """
 
 from __future__ import annotations
@@ -22,20 +23,18 @@ import dataclasses
 import logging
 from typing import Any, Final
 
-from app.messages import Joined, StoredMessage, encode, error_frame, utc_now
+from app.backends.base import JOIN_HISTORY, REF_WINDOW, SINCE_LIMIT, JoinResult, refuse_say
+from app.messages import Joined, StoredMessage, encode, utc_now
 from app.metrics import Metrics
 from app.rooms import Broker, Member, NickTaken, PresenceEvent
 from app.store import Store
 
-__all__ = ["Hub", "JoinResult", "MAX_BATCH", "REF_WINDOW", "JOIN_HISTORY", "SINCE_LIMIT"]
+__all__ = ["Hub", "MAX_BATCH"]
 
 log = logging.getLogger("app.hub")
 
 MAX_BATCH: Final = 256  # operations per commit; also bounds one burst into an outbox
 MAX_WINDOWS: Final = 1024  # rooms whose recent refs stay in memory (reloaded from SQLite)
-REF_WINDOW: Final = 1000  # issue: a ref is an idempotency key "within the last 1,000 messages"
-JOIN_HISTORY: Final = 50  # issue: "history is the last 50 messages"
-SINCE_LIMIT: Final = 1000  # issue: "with `since` every message after it (at most 1,000)"
 
 
 @dataclasses.dataclass(slots=True)
@@ -57,14 +56,6 @@ class _Join:
     unique: bool
     welcome: str | None  # the plain-text line others see
     done: asyncio.Future[JoinResult]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class JoinResult:
-    """`error` is None on success, else "nick_taken" / "closed" / "internal"."""
-
-    error: str | None
-    members: list[str] = dataclasses.field(default_factory=list)
 
 
 class _RefWindow:
@@ -98,11 +89,8 @@ def _fail(ops: list[_Say] | list[_Say | _Join]) -> None:
         if isinstance(op, _Join):
             op.done.set_result(JoinResult("internal"))
             continue
-        member = op.member
-        if member is not None:
-            # Not stored, so not broadcast: tell the author, who may resend with the same ref.
-            member.put(error_frame("internal", "message not stored, try again", op.ref)
-                       if member.mode == "v1" else "error: internal")
+        # Not stored, so not broadcast: tell the author, who may resend with the same ref.
+        refuse_say(op.member, "internal", op.ref)
         op.done.set_result(None)
 
 
@@ -253,7 +241,7 @@ class Hub:
 
     async def _join(self, op: _Join) -> None:
         member = op.member
-        if member.closing or op.room in member.rooms:
+        if member.closing:
             op.done.set_result(JoinResult("closed"))
             return
         try:

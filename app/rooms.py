@@ -7,8 +7,9 @@ outbox would exceed `queue_limit`, the connection is closed with 1013 "too slow"
 queue is dropped: memory stays bounded and the room does not slow down (issue: "a client
 that falls that far behind is closed with 1013").
 
-`Broker` is the small interface the protocol code uses (join / leave / publish / counts),
-so a Redis-backed broker can replace `LocalBroker` without touching app/session.py.
+`Member` and `deliver` serve every backend (app/backends/); `Broker` / `LocalBroker` is the
+fan-out of the in-process backend. Which rooms a connection is in (`Member.rooms`) is the
+session's to keep: no broker edits it.
 
 This module imports app.messages and app.metrics; never `server/`.
 """
@@ -52,7 +53,7 @@ class Member:
 
     def __init__(self, send: Send, mode: Mode, queue_limit: int, metrics: Metrics) -> None:
         self.mode: Mode = mode
-        self.rooms: dict[str, str] = {}  # room -> this connection's nick there
+        self.rooms: dict[str, str] = {}  # room -> this connection's nick there (session's)
         self.closing = False  # no more frames are queued once set
         self._send = send
         self._limit = queue_limit
@@ -143,14 +144,15 @@ class PresenceEvent:
     """Someone joined or left a room, rendered per member mode (v1 JSON / seed line).
 
     Args:
-        member: who joined/left (a v1 member gets no presence event about itself).
+        member: who joined/left (a v1 member gets no presence event about itself); None
+            for a member of another process.
         plain_line: what plain-text members see ("Welcome, n !" / the Logout line), or None.
     """
 
     __slots__ = ("room", "nick", "event", "member", "plain_line", "_v1")
 
-    def __init__(self, room: str, nick: str, event: Literal["join", "leave"], member: Member,
-                 plain_line: str | None) -> None:
+    def __init__(self, room: str, nick: str, event: Literal["join", "leave"],
+                 member: Member | None, plain_line: str | None) -> None:
         self.room, self.nick, self.event = room, nick, event
         self.member, self.plain_line = member, plain_line
         self._v1: str | None = None
@@ -222,13 +224,15 @@ class LocalBroker(Broker):
                 del self._rooms[room]
             raise NickTaken(nick)
         members[member] = nick
-        member.rooms[room] = nick
         # dict keeps insertion order; a nick used twice (plain-text clients) is listed once.
         return list(dict.fromkeys(members.values()))
 
+    def nick(self, member: Member, room: str) -> str | None:
+        """`member`'s nick in `room`, None when not a member."""
+        return self._rooms.get(room, {}).get(member)
+
     async def leave(self, member: Member, room: str) -> None:
         members = self._rooms.get(room)
-        member.rooms.pop(room, None)
         if members is None:
             return
         members.pop(member, None)

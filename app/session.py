@@ -1,9 +1,11 @@
-"""One chat connection: chat.v1 requests or the seed's plain-text lines -> Hub / Broker calls.
+"""One chat connection: chat.v1 requests or the seed's plain-text lines -> Backend calls.
 
 The session turns each received text frame into at most one reply or one queued message;
 bad input becomes an error reply (chat.v1 `{"type":"error",...}`, plain `error: <code>`)
 and the connection stays open. Everything it sends goes through `Member.put`, so replies
 keep their order relative to the messages and presence the connection receives.
+The session keeps `Member.rooms` (which rooms this connection is in, with its nick there);
+everything shared (ids, history, membership, presence) is the backend's (app/backends/).
 
 This module imports the other app/ modules; never `server/`.
 """
@@ -14,8 +16,8 @@ import logging
 import time
 from typing import Any, Final
 
+from app.backends import Backend, Unavailable
 from app.config import Settings
-from app.hub import Hub
 from app.messages import (
     BadRequest,
     HistoryReply,
@@ -29,7 +31,7 @@ from app.messages import (
     error_frame,
 )
 from app.metrics import Metrics
-from app.rooms import Broker, Member, PresenceEvent
+from app.rooms import Member
 
 __all__ = ["Session", "V1Session", "PlainSession", "TokenBucket", "LOBBY", "HISTORY_MAX"]
 
@@ -47,6 +49,7 @@ ERROR_MESSAGES: Final = {
     "too_long": "message text is too long",
     "rate_limited": "too many messages, slow down",
     "internal": "internal error, try again",
+    "unavailable": "the chat cannot reach its storage, try again",
 }
 
 
@@ -77,11 +80,10 @@ def logout_line(nick: str) -> str:
 class Session:
     """State shared by both modes: the member, its rate limit, leaving on disconnect."""
 
-    def __init__(self, member: Member, hub: Hub, broker: Broker, settings: Settings,
+    def __init__(self, member: Member, backend: Backend, settings: Settings,
                  metrics: Metrics) -> None:
         self.member = member
-        self.hub = hub
-        self.broker = broker
+        self.backend = backend
         self.settings = settings
         self.metrics = metrics
         self.bucket = TokenBucket(settings.rate_burst, settings.rate_period)
@@ -101,11 +103,9 @@ class Session:
         return None
 
     async def leave(self, room: str, plain_line: str | None) -> None:
-        nick = self.member.rooms.get(room)
-        if nick is None:
+        if self.member.rooms.pop(room, None) is None:
             return
-        await self.broker.leave(self.member, room)
-        await self.broker.publish(room, PresenceEvent(room, nick, "leave", self.member, plain_line))
+        await self.backend.leave(self.member, room, plain_line)
 
     async def finish(self) -> None:
         """The connection is gone: leave every room, telling the others."""
@@ -147,7 +147,7 @@ class V1Session(Session):
             return self.error("rate_limited", request.ref)
         # Not awaited: the acknowledgement arrives through the outbox after the commit,
         # so one connection can have several messages in flight.
-        self.hub.say(self.member, request.room, nick, request.text, request.ref)
+        self.backend.say(self.member, request.room, nick, request.text, request.ref)
 
     async def join(self, request: Join) -> None:
         if request.room in self.member.rooms:
@@ -155,9 +155,11 @@ class V1Session(Session):
         if len(self.member.rooms) >= self.settings.max_rooms:
             return self.error("too_many_rooms", request.ref)
         welcome = f"Welcome, {request.nick} !" if request.room == LOBBY else None
-        result = await self.hub.join(
+        result = await self.backend.join(
             self.member, request.room, request.nick, request.since, welcome=welcome)
-        if result.error in ("nick_taken", "internal"):
+        if result.error is None:
+            self.member.rooms[request.room] = request.nick
+        elif result.error != "closed":
             self.error(result.error, request.ref)
 
     async def leave_request(self, request: Leave) -> None:
@@ -165,17 +167,17 @@ class V1Session(Session):
             return self.error("not_joined", request.ref)
         nick = self.member.rooms[request.room]
         # Plain-text clients in lobby see a v1 member leave as the seed's Logout line.
-        line = logout_line(nick) if request.room == LOBBY else None
-        await self.broker.leave(self.member, request.room)
+        await self.leave(request.room, logout_line(nick) if request.room == LOBBY else None)
         self.member.put(encode(Left(room=request.room)))
-        await self.broker.publish(
-            request.room, PresenceEvent(request.room, nick, "leave", self.member, line))
 
     async def history(self, request: HistoryRequest) -> None:
         if request.room not in self.member.rooms:
             return self.error("not_joined", request.ref)
-        messages = await self.hub.store.before(
-            request.room, request.before, min(request.limit, HISTORY_MAX))
+        try:
+            messages = await self.backend.history(
+                request.room, request.before, min(request.limit, HISTORY_MAX))
+        except Unavailable:
+            return self.error("unavailable", request.ref)
         reply = HistoryReply(room=request.room, messages=[m.out() for m in messages])
         self.member.put(encode(reply))
 
@@ -190,8 +192,15 @@ class PlainSession(Session):
     async def start(self) -> None:
         # Issue: "When anyone joins lobby, plain-text clients get `Welcome, <nick> !`",
         # the joiner included (the seed broadcast it to every connection).
-        await self.hub.join(self.member, LOBBY, self.nick, unique=False,
-                            welcome=f"Welcome, {self.nick} !")
+        result = await self.backend.join(self.member, LOBBY, self.nick, unique=False,
+                                         welcome=f"Welcome, {self.nick} !")
+        if result.error is None:
+            self.member.rooms[LOBBY] = self.nick
+        elif result.error != "closed":
+            # Not in lobby, so every line would go nowhere: say why, and close (RFC 6455
+            # 7.4.1: 1013 "Try Again Later").
+            self.error(result.error)
+            self.member.close(1013, "try again later")
 
     def error(self, code: str) -> None:
         self.metrics.errors.labels(code).inc()
@@ -203,7 +212,7 @@ class PlainSession(Session):
         if text == "quit":
             # Seed: `HH:MM:SS <nick> say: <nick> Logout` to everyone, itself included, then
             # close. It is a stored message, so v1 members and history see it too.
-            await self.hub.say(self.member, LOBBY, self.nick, f"{self.nick} Logout")
+            await self.backend.say(self.member, LOBBY, self.nick, f"{self.nick} Logout")
             # The Logout line already told plain clients; v1 members get a presence leave.
             await self.leave(LOBBY, None)
             self.member.close(1000)
@@ -213,4 +222,4 @@ class PlainSession(Session):
             return self.error(problem)
         if not self.bucket.take():
             return self.error("rate_limited")
-        self.hub.say(self.member, LOBBY, self.nick, text)
+        self.backend.say(self.member, LOBBY, self.nick, text)
