@@ -26,10 +26,10 @@ import time
 from typing import Any
 
 from bench.apps import echo
-from server.asgi import ServerState
 from server.config import Config
 from server.main import new_event_loop
 from server.protocol import HttpProtocol
+from server.state import ServerState
 
 REQUEST = (
     b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -22,10 +22,10 @@ import time
 
 from bench.apps import echo
 from bench.handshake_cost import CLOSE, REQUEST, NullTransport
-from server.asgi import ServerState
 from server.config import Config
 from server.main import new_event_loop
 from server.protocol import HttpProtocol
+from server.state import ServerState
 
 # A masked (all-zero mask, so the payload reads as is) 32-byte text frame.
 FRAME = b"\x81\xa0\x00\x00\x00\x00" + b"x" * 32

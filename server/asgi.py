@@ -1,7 +1,8 @@
-"""ASGI bridge pieces shared by the HTTP and WebSocket glue: server state, scopes, lifespan.
+"""ASGI pieces shared by the HTTP and WebSocket glue: scopes, lifespan, `ClientDisconnected`.
 
 Scopes follow the asgiref "HTTP and WebSocket" spec (version 2.4); lifespan follows the
-"Lifespan" spec with `state`. This module does no socket I/O of its own.
+"Lifespan" spec with `state`. This module does no socket I/O of its own and must not
+import the glue (`server.protocol`, `server.wsprotocol`).
 """
 
 from __future__ import annotations
@@ -9,105 +10,23 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
-from server.observability import Stats
-from server.types import ASGIApp, Message, Scope
+from server.types import Message, Scope
 
 if TYPE_CHECKING:
-    from server.config import Config
     from server.http11 import Request
+    from server.state import ServerState
 
-__all__ = ["ClientDisconnected", "Lifespan", "LifespanError", "ServerState", "build_scope"]
+__all__ = ["ClientDisconnected", "Lifespan", "LifespanError", "build_scope"]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-SERVER_HEADER = (b"server", b"wsrun")
 
 error_log = logging.getLogger("wsrun.error")
 
 
 class ClientDisconnected(OSError):
     """`send()` on a connection the client already closed (ASGI spec 2.4)."""
-
-
-class ServerState:
-    """What every connection of one server shares: config, app, live connections, tasks."""
-
-    def __init__(self, config: Config, app: ASGIApp) -> None:
-        # Kept here because asyncio.get_running_loop() costs a getpid() syscall each call
-        # (CPython's fork check): per-connection and per-frame code uses this instead.
-        self.loop = asyncio.get_running_loop()
-        self.config = config
-        self.app = app
-        self.connections: set[Any] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.lifespan_state: dict[str, Any] = {}
-        self.shutting_down = False
-        self.trusted_proxies = config.trusted_proxies
-        # The server address of every connection, when there is one listening address
-        # (set by Server; None: ask each connection).
-        self.sockname: tuple[str, int] | None = None
-        self.stats = Stats()
-        self._date_second = 0
-        self._default_headers: list[tuple[bytes, bytes]] = []
-        self._default_header_lines = b""
-        # Write coalescing. `write_pass` counts loop passes in which frames were written: a
-        # connection whose last write was in this pass holds further frames back, and
-        # `_end_pass()` (once per pass, not per frame) writes what each of them holds.
-        self.write_pass = 0
-        self.pass_end_scheduled = False
-        self._flush_queue: list[Any] = []
-
-    def default_headers(self) -> list[tuple[bytes, bytes]]:
-        """`server` and `date` headers, the date formatted once per second."""
-        now = int(time.time())
-        if now != self._date_second:
-            self._date_second = now
-            headers = []
-            if self.config.server_header:
-                headers.append(SERVER_HEADER)
-            if self.config.date_header:
-                headers.append((b"date", formatdate(now, usegmt=True).encode()))
-            self._default_headers = headers
-            self._default_header_lines = b"".join(n + b": " + v + b"\r\n" for n, v in headers)
-        return self._default_headers
-
-    def default_header_lines(self) -> bytes:
-        """`default_headers()` serialized ("name: value\\r\\n" each), for a 101."""
-        self.default_headers()
-        return self._default_header_lines
-
-    def end_pass_soon(self) -> None:
-        """Make this loop pass end (`write_pass` moves on) at the next iteration."""
-        if not self.pass_end_scheduled:
-            self.pass_end_scheduled = True
-            self.loop.call_soon(self._end_pass)
-
-    def flush_later(self, connection: Any) -> None:
-        """Call `connection.flush()` when this loop pass ends."""
-        self._flush_queue.append(connection)
-        self.end_pass_soon()
-
-    def _end_pass(self) -> None:
-        self.pass_end_scheduled = False
-        self.write_pass += 1
-        queue, self._flush_queue = self._flush_queue, []
-        for connection in queue:
-            connection.flush()
-
-    def over_capacity(self) -> bool:
-        limit = self.config.limit_concurrency
-        return limit is not None and (
-            len(self.connections) > limit or len(self.tasks) >= limit
-        )
-
-    def spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = self.loop.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
 
 
 def build_scope(

@@ -7,6 +7,7 @@ exits 1, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import sys
@@ -16,10 +17,20 @@ import click
 
 from server import __version__
 from server.asgi import LifespanError
-from server.config import LOG_LEVELS, AppLoadError
+from server.config import Config
+from server.loader import AppLoadError
+from server.logs import LOG_LEVELS
 from server.observability import MetricsUnavailable, require_prometheus
 
 __all__ = ["cli", "main"]
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+
+
+def default(name: str) -> Any:
+    """The `Config` field's default: the CLI shows and uses the same value."""
+    return _DEFAULTS[name]
+
 
 LIFESPAN = click.Choice(["auto", "on", "off"])
 LEVELS = click.Choice(list(LOG_LEVELS))
@@ -31,61 +42,74 @@ LOG_FORMATS = click.Choice(["text", "json"])
     help="Serve the ASGI app APP (\"module:attribute\") over HTTP/1.1 and WebSocket.",
 )
 @click.argument("app", envvar="WSRUN_APP")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Bind socket to this host.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+@click.option("--host", default=default("host"),
+              show_default=True, help="Bind socket to this host.")
+@click.option("--port", default=default("port"), show_default=True, type=click.IntRange(0, 65535),
               help="Bind socket to this port (0: any free port).")
-@click.option("--uds", default=None, help="Bind to a Unix domain socket.")
-@click.option("--fd", default=None, type=int, help="Bind to the socket with this file descriptor.")
-@click.option("--backlog", default=2048, show_default=True, type=click.IntRange(1),
+@click.option("--uds", default=default("uds"), help="Bind to a Unix domain socket.")
+@click.option("--fd", default=default("fd"),
+              type=int, help="Bind to the socket with this file descriptor.")
+@click.option("--backlog", default=default("backlog"), show_default=True, type=click.IntRange(1),
               help="Maximum number of connections waiting to be accepted.")
-@click.option("--factory", is_flag=True, default=False,
+@click.option("--factory", is_flag=True, default=default("factory"),
               help="Treat APP as a factory: call it with no arguments to get the app.")
-@click.option("--app-dir", default=".", show_default=True,
+@click.option("--app-dir", default=default("app_dir"), show_default=True,
               help="Look for APP in this directory (put first on sys.path).")
-@click.option("--ws-max-size", default=16 * 1024 * 1024, show_default=True, type=click.IntRange(1),
+@click.option("--ws-max-size", default=default("ws_max_size"),
+              show_default=True, type=click.IntRange(1),
               help="Largest WebSocket message in bytes; larger ones close with 1009.")
-@click.option("--ws-ping-interval", default=20.0, show_default=True, type=click.FloatRange(0),
+@click.option("--ws-ping-interval", default=default("ws_ping_interval"),
+              show_default=True, type=click.FloatRange(0),
               help="Seconds between keepalive pings (0: none).")
-@click.option("--ws-ping-timeout", default=20.0, show_default=True, type=click.FloatRange(0),
+@click.option("--ws-ping-timeout", default=default("ws_ping_timeout"),
+              show_default=True, type=click.FloatRange(0),
               help="Seconds to wait for a pong before closing with 1011 (0: wait forever).")
-@click.option("--ws-close-timeout", default=5.0, show_default=True,
+@click.option("--ws-close-timeout", default=default("ws_close_timeout"), show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="Seconds to wait for the peer's close frame before cutting TCP.")
-@click.option("--timeout-handshake", default=10.0, show_default=True,
+@click.option("--timeout-handshake", default=default("timeout_handshake"), show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="Seconds a new connection has to send a complete request head.")
-@click.option("--timeout-keep-alive", default=5.0, show_default=True,
+@click.option("--timeout-keep-alive", default=default("timeout_keep_alive"), show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="Close idle keep-alive connections after this many seconds.")
-@click.option("--timeout-graceful-shutdown", default=5.0, show_default=True,
+@click.option("--timeout-graceful-shutdown", default=default("timeout_graceful_shutdown"),
+              show_default=True,
               type=click.FloatRange(0),
               help="Seconds to wait for connections to close on shutdown.")
-@click.option("--limit-concurrency", default=None, type=click.IntRange(1),
+@click.option("--limit-concurrency", default=default("limit_concurrency"), type=click.IntRange(1),
               help="Answer 503 past this many connections or tasks.")
-@click.option("--root-path", default="", help="ASGI root_path, for an app mounted below a path.")
-@click.option("--proxy-headers/--no-proxy-headers", default=True, show_default=True,
+@click.option("--root-path", default=default("root_path"),
+              help="ASGI root_path, for an app mounted below a path.")
+@click.option("--proxy-headers/--no-proxy-headers", default=default("proxy_headers"),
+              show_default=True,
               help="Trust X-Forwarded-For / X-Forwarded-Proto from --forwarded-allow-ips.")
-@click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True,
+@click.option("--forwarded-allow-ips", default=default("forwarded_allow_ips"), show_default=True,
               help="Comma-separated proxy addresses to trust ('*' for all).")
-@click.option("--ssl-keyfile", default=None, type=click.Path(exists=True, dir_okay=False),
+@click.option("--ssl-keyfile", default=default("ssl_keyfile"),
+              type=click.Path(exists=True, dir_okay=False),
               help="TLS private key file (serves https:// and wss://).")
-@click.option("--ssl-certfile", default=None, type=click.Path(exists=True, dir_okay=False),
+@click.option("--ssl-certfile", default=default("ssl_certfile"),
+              type=click.Path(exists=True, dir_okay=False),
               help="TLS certificate file.")
-@click.option("--ssl-keyfile-password", default=None, help="Password of the TLS key file.")
-@click.option("--log-level", default="info", show_default=True, type=LEVELS, help="Log level.")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
+@click.option("--ssl-keyfile-password", default=default("ssl_keyfile_password"),
+              help="Password of the TLS key file.")
+@click.option("--log-level", default=default("log_level"),
+              show_default=True, type=LEVELS, help="Log level.")
+@click.option("--access-log/--no-access-log", default=default("access_log"), show_default=True,
               help="Log each request and WebSocket session.")
-@click.option("--log-config", default=None, type=click.Path(exists=True, dir_okay=False),
+@click.option("--log-config", default=default("log_config"),
+              type=click.Path(exists=True, dir_okay=False),
               help="Logging configuration file (.json dictConfig, or .ini fileConfig).")
-@click.option("--log-format", default="text", show_default=True, type=LOG_FORMATS,
+@click.option("--log-format", default=default("log_format"), show_default=True, type=LOG_FORMATS,
               help="Log lines as text, or as one JSON object per line (ignored with "
-                   "--log-config: use server.observability.JsonFormatter there).")
-@click.option("--metrics-port", default=None, type=click.IntRange(0, 65535),
+                   "--log-config: use server.logs.JsonFormatter there).")
+@click.option("--metrics-port", default=default("metrics_port"), type=click.IntRange(0, 65535),
               help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics "
                    "(needs the metrics extra: pip install 'wsrun[metrics]').")
-@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+@click.option("--metrics-host", default=default("metrics_host"), show_default=True,
               help="Bind the metrics listener to this host.")
-@click.option("--lifespan", default="auto", show_default=True, type=LIFESPAN,
+@click.option("--lifespan", default=default("lifespan"), show_default=True, type=LIFESPAN,
               help="Run the app's lifespan startup/shutdown (auto: if it supports it).")
 @click.version_option(__version__, "--version", prog_name="wsrun", message="%(prog)s %(version)s")
 def cli(app: str, **options: Any) -> None:

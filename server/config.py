@@ -1,38 +1,23 @@
-"""Configuration: every tunable limit, timeout and default in one dataclass.
+"""Configuration: every tunable limit, timeout and default in one dataclass, as plain data.
 
-The CLI builds a `Config`; `Server` reads it; sans-I/O objects get the limits they need
-as constructor arguments (they never import this module's globals).
+The CLI builds a `Config` (its option defaults are read from this class); `Server` reads
+it; sans-I/O objects get the limits they need as constructor arguments. Loading the app
+is `server.loader`, logging set-up `server.logs`, the TLS context `server.main`. This
+module imports no asyncio, socket or clock, and nothing of wsrun but `server.types`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import logging
-import logging.config
-import os
-import ssl
-import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from server.observability import JsonFormatter
 from server.types import ASGIApp
 
-__all__ = ["LOG_LEVELS", "AppLoadError", "Config"]
+__all__ = ["DEFAULT_WS_MAX_SIZE", "Config"]
 
-LOG_LEVELS = {
-    "critical": logging.CRITICAL,
-    "error": logging.ERROR,
-    "warning": logging.WARNING,
-    "info": logging.INFO,
-    "debug": logging.DEBUG,
-    "trace": 5,
-}
-
-
-class AppLoadError(Exception):
-    """The app named on the command line cannot be imported or is not callable."""
+# The largest WebSocket message accepted (RFC 6455 10.4: "implementations will likely want
+# to impose implementation-specific limits on frame size"); larger ones close with 1009.
+DEFAULT_WS_MAX_SIZE = 16 * 2**20
 
 
 @dataclass(slots=True)
@@ -51,7 +36,7 @@ class Config:
     max_headers: int = 100
     max_buffered_body_size: int = 64 * 1024
     # WebSocket limits and timers (server/websocket.py, server/protocol.py)
-    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_size: int = DEFAULT_WS_MAX_SIZE
     ws_max_queue: int = 32
     ws_ping_interval: float | None = 20.0
     ws_ping_timeout: float | None = 20.0
@@ -81,112 +66,10 @@ class Config:
 
     @property
     def is_ssl(self) -> bool:
+        """Whether the listener serves TLS (https:// and wss://)."""
         return bool(self.ssl_certfile)
 
     @property
     def trusted_proxies(self) -> frozenset[str]:
+        """--forwarded-allow-ips as a set of addresses ("*": every peer)."""
         return frozenset(ip.strip() for ip in self.forwarded_allow_ips.split(",") if ip.strip())
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if not self.ssl_certfile:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password)
-        context.set_alpn_protocols(["http/1.1"])
-        return context
-
-    def load_app(self) -> ASGIApp:
-        """Import `module:attr` (or take the callable as is), call it if `factory`.
-
-        Raises:
-            AppLoadError: with a one-line message naming what failed.
-        """
-        app: Any = self.app
-        if isinstance(app, str):
-            app = import_from_string(app, self.app_dir)
-        if self.factory:
-            try:
-                app = app()
-            except Exception as exc:
-                raise AppLoadError(f"error calling the app factory: {exc!r}") from exc
-        if not callable(app):
-            raise AppLoadError(f"{self.app!r} is not callable")
-        if inspect.isclass(app) or not _takes_three_arguments(app):
-            raise AppLoadError(
-                f"{self.app!r} is not an ASGI 3 app "
-                "(expected `async def app(scope, receive, send)`)"
-            )
-        return app  # type: ignore[no-any-return]
-
-    def configure_logging(self) -> None:
-        if self.log_config is not None:
-            if isinstance(self.log_config, dict):
-                logging.config.dictConfig(self.log_config)
-            elif self.log_config.endswith(".json"):
-                import json
-
-                with open(self.log_config, encoding="utf-8") as file:
-                    logging.config.dictConfig(json.load(file))
-            else:
-                logging.config.fileConfig(self.log_config, disable_existing_loggers=False)
-        else:
-            handler = logging.StreamHandler(sys.stderr)
-            if self.log_format == "json":
-                handler.setFormatter(JsonFormatter())
-            elif self.log_format == "text":
-                handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
-            else:
-                raise ValueError(f"log_format must be 'text' or 'json', not {self.log_format!r}")
-            for name in ("wsrun.error", "wsrun.access"):
-                logger = logging.getLogger(name)
-                logger.handlers[:] = [handler]
-                logger.propagate = False
-        if self.log_level is not None:
-            level = LOG_LEVELS.get(str(self.log_level).lower(), self.log_level)
-            logging.getLogger("wsrun.error").setLevel(level)
-            logging.getLogger("wsrun.access").setLevel(level)
-        if not self.access_log:
-            logging.getLogger("wsrun.access").handlers[:] = []
-            logging.getLogger("wsrun.access").propagate = False
-            logging.getLogger("wsrun.access").disabled = True
-
-
-def _takes_three_arguments(app: Any) -> bool:
-    target = app if inspect.isfunction(app) or inspect.ismethod(app) else app.__call__
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):
-        return True
-    params = [
-        p for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    has_var = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
-    return has_var or len(params) == 3
-
-
-def import_from_string(spec: str, app_dir: str | None) -> Any:
-    module_name, sep, attrs = spec.partition(":")
-    if not sep or not module_name or not attrs:
-        raise AppLoadError(f'app must be given as "module:attribute", got "{spec}"')
-    if app_dir is not None:
-        path = os.path.abspath(app_dir)
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name) and (
-            exc.name == module_name or module_name.startswith(exc.name + ".")
-        ):
-            raise AppLoadError(f'could not import module "{module_name}"') from None
-        raise AppLoadError(f'error importing "{module_name}": {exc}') from exc
-    except Exception as exc:
-        raise AppLoadError(f'error importing "{module_name}": {exc!r}') from exc
-    value: Any = module
-    for attr in attrs.split("."):
-        try:
-            value = getattr(value, attr)
-        except AttributeError:
-            raise AppLoadError(f'attribute "{attrs}" not found in module "{module_name}"') from None
-    return value

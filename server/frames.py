@@ -31,8 +31,6 @@ from collections.abc import Callable
 from server.errors import InvalidUTF8, ProtocolError
 
 __all__ = [
-    "CONTROL_OPCODES",
-    "DATA_OPCODES",
     "MAX_CONTROL_PAYLOAD",
     "CloseCode",
     "Frame",
@@ -78,8 +76,6 @@ class CloseCode(enum.IntEnum):
     BAD_GATEWAY = 1014
 
 
-DATA_OPCODES = frozenset({Opcode.CONT, Opcode.TEXT, Opcode.BINARY})
-CONTROL_OPCODES = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
 # Indexed by the 4-bit opcode: True for the six defined opcodes. A tuple lookup is
 # cheaper than `in frozenset` on the per-frame path.
 KNOWN_OPCODE = tuple(op in (0, 1, 2, 8, 9, 10) for op in range(16))
@@ -88,8 +84,8 @@ KNOWN_OPCODE = tuple(op in (0, 1, 2, 8, 9, 10) for op in range(16))
 # and MUST NOT be fragmented."
 MAX_CONTROL_PAYLOAD = 125
 
-# Precompiled structs: all lengths are unsigned (the seed packed them signed, '>h'/'>q',
-# so a 40,000-byte message got a negative length).
+# Precompiled structs. RFC 6455 5.2: the extended payload lengths are unsigned ("a 16-bit
+# unsigned integer", "a 64-bit unsigned integer"); packed signed, 40,000 would be negative.
 U16 = struct.Struct("!H")
 U64 = struct.Struct("!Q")
 HEAD16 = struct.Struct("!BBH")  # b0, b1=126, 16-bit length

@@ -12,19 +12,33 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from server.asgi import Lifespan, LifespanError, ServerState
+from server.asgi import Lifespan, LifespanError
 from server.config import Config
+from server.loader import load_app
+from server.logs import configure_logging
 from server.observability import start_metrics_server, stop_metrics_server
 from server.protocol import HttpProtocol
+from server.state import ServerState
 from server.types import ASGIApp
 
 __all__ = ["Server", "new_event_loop", "run"]
 
 error_log = logging.getLogger("wsrun.error")
+
+
+def make_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The TLS context of --ssl-certfile / --ssl-keyfile (None: plain TCP)."""
+    if not config.ssl_certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -73,7 +87,7 @@ class Server:
             OSError: the address cannot be bound.
         """
         config = self.config
-        app: ASGIApp = config.load_app()
+        app: ASGIApp = load_app(config)
         state = self.state = ServerState(config, app)
         lifespan = Lifespan(state, config.lifespan)
         await lifespan.startup()
@@ -101,7 +115,7 @@ class Server:
         def factory() -> asyncio.BaseProtocol:
             return HttpProtocol(state)
 
-        ssl_context = config.ssl_context()
+        ssl_context = make_ssl_context(config)
         if config.fd is not None:
             sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
             if sock.family != socket.AF_UNIX:
@@ -189,9 +203,7 @@ class Server:
                 "Graceful shutdown timed out: cutting %d connection(s)", len(state.connections)
             )
         for connection in list(state.connections):
-            transport = connection.transport
-            if transport is not None:
-                transport.abort()
+            connection.abort()
         for task in list(state.tasks):
             task.cancel()
         if state.tasks:
@@ -219,7 +231,7 @@ def run(app: ASGIApp | str, **options: Any) -> None:
         AppLoadError, LifespanError, OSError: see `Server.serve`.
     """
     config = Config(app=app, **options)
-    config.configure_logging()
+    configure_logging(config)
     server = Server(config)
     try:
         _run(server.serve(install_signal_handlers=True))

@@ -1,4 +1,4 @@
-"""Server-level figures and log formats: `Stats`, the metrics listener, `JsonFormatter`.
+"""Server-level figures: the Prometheus collector over `Stats`, and the metrics listener.
 
 `Stats` holds plain counters that the glue increments on its hot path (no locks, no
 prometheus calls per frame); `StatsCollector` turns them into Prometheus metric families
@@ -8,38 +8,30 @@ through `server.http11`: no thread, nothing shared with the app's listener.
 
 prometheus_client is an optional extra (`wsrun[metrics]`): it is imported inside the
 metrics functions only, so the server runs without it unless metrics are asked for.
-This module must not import `server.protocol`, `server.wsprotocol` or `server.asgi` at
-module level: `server.asgi` imports `Stats` from here (the one live import of the glue
-happens inside `StatsCollector.collect`, when every module is loaded).
+This module sits below the glue: it reads connections through `server.state.Connection`
+and must not import `server.protocol` or `server.wsprotocol`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from server.errors import RequestError
 from server.http11 import EndOfMessage, Request, RequestParser
+from server.logs import JsonFormatter  # noqa: F401 - its former home, named by --log-config files
 from server.response import ResponseWriter, error_response
+from server.state import Connection, ServerState, Stats
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 
-    from server.asgi import ServerState
-
 __all__ = [
-    "ACCESS_FIELDS",
-    "JsonFormatter",
     "MetricsUnavailable",
-    "Stats",
     "StatsCollector",
     "require_prometheus",
     "start_metrics_server",
@@ -49,61 +41,6 @@ __all__ = [
 error_log = logging.getLogger("wsrun.error")
 
 MISSING_EXTRA = "--metrics-port needs the metrics extra: pip install 'wsrun[metrics]'"
-
-
-@dataclass(slots=True)
-class Stats:
-    """Counters since the server started; the glue increments them, scrapes read them."""
-
-    http_responses: Counter[int] = field(default_factory=Counter)  # status -> count
-    ws_accepted: int = 0
-    ws_rejected: Counter[int] = field(default_factory=Counter)  # status -> count
-    frames_in: int = 0  # WebSocket data frames (text/binary)
-    frames_out: int = 0
-    bytes_in: int = 0  # payload bytes of those frames
-    bytes_out: int = 0
-    close_codes: Counter[int] = field(default_factory=Counter)  # how each WebSocket ended
-    write_pauses: int = 0
-
-
-# -- logs ----------------------------------------------------------------------------------
-
-# The structured fields the glue passes to `wsrun.access` as `extra=`: HTTP lines carry
-# client, method, path, http_version, status, duration_ms, bytes_out; WebSocket close lines
-# carry client, path, close_code, duration_ms, bytes/frames in and out.
-ACCESS_FIELDS = (
-    "client", "method", "path", "http_version", "status", "close_code", "duration_ms",
-    "bytes_in", "bytes_out", "frames_in", "frames_out",
-)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts (ISO 8601, UTC), level, logger, message, access fields.
-
-    Only the fields named in `ACCESS_FIELDS` are copied from a record, never arbitrary
-    record attributes, so nothing a caller did not mean to log ends up in the line.
-    Usable from a --log-config file as `"()": "server.observability.JsonFormatter"`.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        line: dict[str, Any] = {
-            "ts": ts.replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        attributes = record.__dict__
-        for name in ACCESS_FIELDS:
-            if name in attributes:
-                line[name] = attributes[name]
-        if record.exc_info:
-            line["exc_info"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            line["stack_info"] = self.formatStack(record.stack_info)
-        # json.dumps escapes control characters, so a message with a newline in it still
-        # makes exactly one line; `default=str` keeps an odd value from failing the log call.
-        return json.dumps(line, default=str)
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -134,15 +71,12 @@ class StatsCollector:
             ones are counted and their not-yet-folded frame/byte counters added.
     """
 
-    def __init__(self, stats: Stats, connections: Callable[[], Iterable[Any]]) -> None:
+    def __init__(self, stats: Stats, connections: Callable[[], Iterable[Connection]]) -> None:
         self.stats = stats
         self.connections = connections
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        # Imported here: server.wsprotocol imports server.asgi, which imports this module.
-        from server.wsprotocol import WebSocketProtocol
 
         stats = self.stats
         frames_in, frames_out = stats.frames_in, stats.frames_out
@@ -150,14 +84,15 @@ class StatsCollector:
         connections = list(self.connections())
         websockets = 0
         for connection in connections:
-            if type(connection) is WebSocketProtocol:
+            traffic = connection.traffic()
+            if traffic is not None:
                 websockets += 1
                 # A WebSocket's own counters are folded into `stats` when its TCP connection
                 # closes, in the callback that removes it from `connections`.
-                frames_in += connection.frames_in
-                frames_out += connection.frames_out
-                bytes_in += connection.bytes_in
-                bytes_out += connection.bytes_out
+                frames_in += traffic.frames_in
+                frames_out += traffic.frames_out
+                bytes_in += traffic.bytes_in
+                bytes_out += traffic.bytes_out
 
         yield GaugeMetricFamily(
             "wsrun_connections_open", "Open client connections (HTTP and WebSocket).",

@@ -18,12 +18,13 @@ import logging
 import time
 from typing import Any
 
-from server.asgi import ServerState, build_scope
+from server.asgi import build_scope
 from server.errors import RequestError
 from server.flow import FlowControl
 from server.handshake import check_request
 from server.http11 import Data, EndOfMessage, Request, RequestParser
 from server.response import ResponseWriter, error_response, validate_header
+from server.state import ServerState, Traffic
 from server.types import Message, Scope
 from server.wsprotocol import WebSocketProtocol
 
@@ -196,7 +197,10 @@ class HttpProtocol(asyncio.Protocol):
         if self.state.shutting_down or self.state.over_capacity():
             self._reject(503, "Service Unavailable", websocket=True)
             return
-        protocol = WebSocketProtocol(self.state, request, handshake, self)
+        protocol = WebSocketProtocol(
+            self.state, request, handshake, self.transport, self.flow, self.read_paused,
+            self.client, self.server, self.tls,
+        )
         self.state.connections.discard(self)
         self.closed = True  # this object no longer owns the transport
         self.transport.set_protocol(protocol)
@@ -286,6 +290,15 @@ class HttpProtocol(asyncio.Protocol):
         """Graceful shutdown: close idle connections now, busy ones after their response."""
         if self.cycle is None:
             self.close()
+
+    def abort(self) -> None:
+        """Cut the connection now (the graceful shutdown timed out)."""
+        self.closed = True
+        self.transport.abort()
+
+    def traffic(self) -> Traffic | None:
+        """Plain HTTP: no WebSocket figures."""
+        return None
 
 
 class HTTPCycle:

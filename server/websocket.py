@@ -33,6 +33,7 @@ import dataclasses
 import enum
 from collections.abc import Callable
 
+from server.config import DEFAULT_WS_MAX_SIZE
 from server.errors import InvalidState, InvalidUTF8, PayloadTooBig, ProtocolError
 from server.frames import (
     KNOWN_OPCODE,
@@ -156,7 +157,7 @@ class ServerConnection:
         "max_message_size", "state",
     )
 
-    def __init__(self, max_message_size: int | None = 16 * 2**20) -> None:
+    def __init__(self, max_message_size: int | None = DEFAULT_WS_MAX_SIZE) -> None:
         self.max_message_size = max_message_size
         self.state = State.OPEN
         #: The peer's close code and reason, once its close frame was received.
@@ -246,16 +247,6 @@ class ServerConnection:
         True once a close frame was both sent and received, after `fail()`, or after EOF.
         """
         return self._failed or self._eof or (self._close_sent and self._close_rcvd)
-
-    @property
-    def close_sent(self) -> bool:
-        """Whether our close frame is queued."""
-        return self._close_sent
-
-    @property
-    def close_received(self) -> bool:
-        """Whether the peer's close frame was received."""
-        return self._close_rcvd
 
     def _stop(self, event: Event) -> None:
         """Emit the final input event and discard all later input."""

@@ -23,12 +23,14 @@ import enum
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from server.asgi import ClientDisconnected, ServerState, build_scope
+from server.asgi import ClientDisconnected, build_scope
+from server.flow import FlowControl
 from server.handshake import Handshake, accept_response
 from server.http11 import Request
 from server.response import ResponseWriter, error_response, validate_header
+from server.state import ServerState, Traffic
 from server.types import Message
 from server.websocket import (
     BinaryMessage,
@@ -39,9 +41,6 @@ from server.websocket import (
     State,
     TextMessage,
 )
-
-if TYPE_CHECKING:
-    from server.protocol import HttpProtocol
 
 __all__ = ["WebSocketProtocol"]
 
@@ -79,19 +78,33 @@ class WebSocketProtocol(asyncio.Protocol):
     )
 
     def __init__(
-        self, state: ServerState, request: Request, handshake: Handshake, http: HttpProtocol
+        self,
+        state: ServerState,
+        request: Request,
+        handshake: Handshake,
+        transport: asyncio.Transport,
+        flow: FlowControl,
+        read_paused: bool,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+        tls: bool,
     ) -> None:
+        """Take over an upgraded connection from `HttpProtocol`.
+
+        `transport`, `flow` and `read_paused` are the HTTP connection's: the same socket,
+        so its read and write-side state carry over.
+        """
         self.state = state
         self.config = state.config
         self.request = request
         self.handshake = handshake
-        self.client = http.client
-        self.server = http.server
-        self.read_paused = http.read_paused
-        self.flow = http.flow  # the same transport: its write-side state carries over
-        self.transport: asyncio.Transport = http.transport
+        self.client = client
+        self.server = server
+        self.read_paused = read_paused
+        self.flow = flow
+        self.transport = transport
         self.scope = build_scope(
-            state, request, websocket=True, client=http.client, server=http.server, tls=http.tls,
+            state, request, websocket=True, client=client, server=server, tls=tls,
             subprotocols=handshake.subprotocols,
         )
         self.conn: ServerConnection | None = None
@@ -529,6 +542,14 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.writelines(conn.data_to_send())
         self._abort()
 
+    def abort(self) -> None:
+        """Cut the connection now (the graceful shutdown timed out)."""
+        self._abort()
+
+    def traffic(self) -> Traffic:
+        """This connection's figures, not yet folded into `Stats` while it is open."""
+        return Traffic(self.frames_in, self.frames_out, self.bytes_in, self.bytes_out)
+
     def shutdown(self) -> None:
         """Graceful shutdown: close with 1001 (RFC 6455 7.4.1 "going away")."""
         if self.phase is Phase.OPEN:
@@ -554,10 +575,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Count and log how an accepted WebSocket ended (once, when TCP has closed)."""
         stats = self.stats
         stats.close_codes[code] += 1
-        stats.frames_in += self.frames_in
-        stats.frames_out += self.frames_out
-        stats.bytes_in += self.bytes_in
-        stats.bytes_out += self.bytes_out
+        stats.add(self.traffic())
         if not access_log.isEnabledFor(logging.INFO):
             return  # --no-access-log: no line to format, per connection
         client = self._client_label()
