@@ -12,7 +12,10 @@ after the app took every earlier message and its replies went out — or when
 `Config.ws_drain_timeout` (2 s) passes first. Pings are answered at once.
 
 Backpressure: reading pauses while `Config.ws_max_queue` (32) messages wait for the app;
-`send()` waits while the transport's write buffer is above its high-water mark. Frames
+`send()` waits while the transport's write buffer is above its high-water mark. Replies
+the server owes on its own (pongs, the close echo) have no app to wait: when writing them
+leaves the buffer above the mark, reading pauses until it drains (`resume_writing`), so a
+peer that floods pings and never reads holds at most one read's worth of pongs. Frames
 sent in one loop pass are written together (see `send`).
 """
 
@@ -72,7 +75,8 @@ class WebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_denial_head", "client", "config", "conn", "connect_sent",
         "disconnect", "flow", "flush_pending", "frames_in", "frames_out", "handshake", "loop",
-        "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused", "request",
+        "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused",
+        "replies_blocked", "request",
         "response_writer", "scope", "server", "started", "state", "stats", "timers",
         "transport", "transport_closed", "unflushed", "waiter", "wire_done", "write_pass",
     )
@@ -101,6 +105,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.client = client
         self.server = server
         self.read_paused = read_paused
+        self.replies_blocked = False  # reading paused until our pongs/close drain
         self.flow = flow
         self.transport = transport
         self.scope = build_scope(
@@ -165,6 +170,11 @@ class WebSocketProtocol(asyncio.Protocol):
         out = conn.data_to_send()
         if out:
             self.transport.writelines(out)
+            if self.flow.write_paused:
+                # Pongs (RFC 6455 5.5.2 "MUST send a Pong") we cannot deliver yet: read no
+                # more pings until they drain, or a peer that never reads grows our buffer.
+                self.replies_blocked = True
+                self.pause_reading()
         for event in conn.events_received():
             # `type(x) is C`, not isinstance: exact and cheapest; mypy narrows it too.
             if type(event) is TextMessage:
@@ -191,6 +201,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.flow.resume_writing()
+        if self.replies_blocked:
+            self.replies_blocked = False
+            if len(self.queue) < self.max_queue // 2:  # else receive() resumes, as usual
+                self.resume_reading()
 
     @property
     def bytes_in(self) -> int:
@@ -301,7 +315,8 @@ class WebSocketProtocol(asyncio.Protocol):
             queue = self.queue
             if queue:
                 item = queue.pop(0)
-                if self.read_paused and len(queue) < self.max_queue // 2:
+                if (self.read_paused and not self.replies_blocked
+                        and len(queue) < self.max_queue // 2):
                     self.resume_reading()
                 if item is not _END:
                     return item  # type: ignore[no-any-return]
