@@ -12,6 +12,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
+from server.proxy import forwarded_client, forwarded_scheme
 from server.types import Message, Scope
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def build_scope(
     config = state.config
     scheme = ("wss" if tls else "ws") if websocket else ("https" if tls else "http")
     headers = request.headers
-    if config.proxy_headers and client is not None and _trusted(state, client[0]):
+    if config.proxy_headers and client is not None and client[0] in state.trusted_proxies:
         scheme, client = _apply_proxy_headers(state, headers, scheme, client, websocket)
     root_path = config.root_path
     scope: dict[str, Any] = {
@@ -71,10 +72,6 @@ def build_scope(
     return scope
 
 
-def _trusted(state: ServerState, host: str) -> bool:
-    return "*" in state.trusted_proxies or host in state.trusted_proxies
-
-
 def _apply_proxy_headers(
     state: ServerState,
     headers: list[tuple[bytes, bytes]],
@@ -82,25 +79,17 @@ def _apply_proxy_headers(
     client: tuple[str, int],
     websocket: bool,
 ) -> tuple[str, tuple[str, int]]:
+    forwarded_for: list[str] = []
+    proto: bytes | None = None
     for name, value in headers:
         if name == b"x-forwarded-proto":
-            proto = value.decode("latin-1").split(",")[-1].strip().lower()
-            if proto in ("http", "https", "ws", "wss"):
-                secure = proto in ("https", "wss")
-                if websocket:
-                    scheme = "wss" if secure else "ws"
-                else:
-                    scheme = "https" if secure else "http"
+            proto = value  # the last line counts, as in uvicorn
         elif name == b"x-forwarded-for":
-            # The nearest untrusted hop, read from the right: proxies append to this list.
-            hosts = [h.strip() for h in value.decode("latin-1").split(",") if h.strip()]
-            for host in reversed(hosts):
-                if not _trusted(state, host):
-                    client = (host, 0)
-                    break
-            else:
-                if hosts:
-                    client = (hosts[0], 0)
+            forwarded_for.append(value.decode("latin-1"))
+    if proto is not None:
+        scheme = forwarded_scheme(proto.decode("latin-1"), websocket) or scheme
+    if forwarded_for:
+        client = forwarded_client(state.trusted_proxies, forwarded_for) or client
     return scheme, client
 
 

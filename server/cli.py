@@ -85,7 +85,7 @@ LOG_FORMATS = click.Choice(["text", "json"])
               show_default=True,
               help="Trust X-Forwarded-For / X-Forwarded-Proto from --forwarded-allow-ips.")
 @click.option("--forwarded-allow-ips", default=default("forwarded_allow_ips"), show_default=True,
-              help="Comma-separated proxy addresses to trust ('*' for all).")
+              help="Comma-separated proxy addresses or networks to trust ('*' for all).")
 @click.option("--ssl-keyfile", default=default("ssl_keyfile"),
               type=click.Path(exists=True, dir_okay=False),
               help="TLS private key file (serves https:// and wss://).")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from server.proxy import TrustedProxies
 from server.types import ASGIApp
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
-        self.trusted_proxies = config.trusted_proxies
+        self.trusted_proxies = TrustedProxies(config.trusted_proxies)
         # The server address of every connection, when there is one listening address
         # (set by Server; None: ask each connection).
         self.sockname: tuple[str, int] | None = None

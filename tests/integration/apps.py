@@ -332,3 +332,18 @@ async def echo_after_connect(send: Any, receive: Any) -> None:
             return
         await send({"type": "websocket.send", "bytes": message.get("bytes"),
                     "text": message.get("text")})
+
+
+async def client_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answer with `{"client": scope["client"], "scheme": scope["scheme"]}` exactly (JSON)."""
+    if scope["type"] == "lifespan":
+        return
+    body = json.dumps({"client": scope["client"], "scheme": scope["scheme"]})
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": body})
+        await send({"type": "websocket.close", "code": 1000})
+    else:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body.encode()})
