@@ -1,9 +1,10 @@
 """Logging set-up: the `wsrun.error` / `wsrun.access` loggers, their levels and formats.
 
 `configure_logging(config)` applies --log-config, --log-level, --log-format and
---no-access-log; `JsonFormatter` writes one JSON object per line. The glue only calls
-`logging.getLogger(...)`; it never imports this module. This module imports no other
-part of wsrun at run time.
+--no-access-log; `JsonFormatter` writes one JSON object per line; `client_label` and
+`target_label` make the peer-chosen parts of access lines safe to print. The glue calls
+`logging.getLogger(...)` and imports only those two labels from here. This module
+imports no other part of wsrun at run time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from server.config import Config
 
-__all__ = ["ACCESS_FIELDS", "LOG_LEVELS", "JsonFormatter", "configure_logging"]
+__all__ = [
+    "ACCESS_FIELDS",
+    "LOG_LEVELS",
+    "JsonFormatter",
+    "client_label",
+    "configure_logging",
+    "printable",
+    "target_label",
+]
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -36,6 +45,34 @@ ACCESS_FIELDS = (
     "client", "method", "path", "http_version", "status", "close_code", "duration_ms",
     "bytes_in", "bytes_out", "frames_in", "frames_out",
 )
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped (`\\r` -> `\\x0d`, U+202E -> `\\u202e`).
+
+    For the peer-chosen parts of access lines (the request target, the client label): a
+    CR/LF, another control character or a bidi override from the peer must not start a
+    forged log line or hide the real one. Printable text (the usual case) is returned as is.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable()
+        else f"\\x{ord(char):02x}" if ord(char) < 0x100
+        else f"\\u{ord(char):04x}" if ord(char) < 0x10000
+        else f"\\U{ord(char):08x}"
+        for char in text
+    )
+
+
+def client_label(client: tuple[str, int] | None) -> str:
+    """An access line's client: "host:port" of the scope's client, "-" when there is none."""
+    return printable(f"{client[0]}:{client[1]}") if client else "-"
+
+
+def target_label(target: bytes) -> str:
+    """An access line's request target: as received (still percent-encoded, with its query)."""
+    return printable(target.decode("latin-1"))
 
 
 class JsonFormatter(logging.Formatter):

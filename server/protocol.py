@@ -23,6 +23,7 @@ from server.errors import RequestError
 from server.flow import FlowControl
 from server.handshake import check_request
 from server.http11 import Data, EndOfMessage, Request, RequestParser
+from server.logs import client_label, target_label
 from server.response import ResponseWriter, error_response, validate_header
 from server.state import ServerState, Traffic
 from server.types import Message, Scope
@@ -184,18 +185,18 @@ class HttpProtocol(asyncio.Protocol):
         try:
             end = self.parser.next_event()
         except RequestError as exc:
-            self._reject(exc.status, exc.reason, exc.headers, websocket=True)
+            self._reject(exc.status, exc.reason, exc.headers, upgrade=request)
             return
         if type(end) is not EndOfMessage:
-            self._reject(400, "Bad Request: body on a WebSocket upgrade request", websocket=True)
+            self._reject(400, "Bad Request: body on a WebSocket upgrade request", upgrade=request)
             return
         try:
             handshake = check_request(request)
         except RequestError as exc:
-            self._reject(exc.status, exc.reason, exc.headers, websocket=True)
+            self._reject(exc.status, exc.reason, exc.headers, upgrade=request)
             return
         if self.state.shutting_down or self.state.over_capacity():
-            self._reject(503, "Service Unavailable", websocket=True)
+            self._reject(503, "Service Unavailable", upgrade=request)
             return
         protocol = WebSocketProtocol(
             self.state, request, handshake, self.transport, self.flow, self.read_paused,
@@ -226,21 +227,26 @@ class HttpProtocol(asyncio.Protocol):
         status: int,
         reason: str,
         headers: list[tuple[bytes, bytes]] | None = None,
-        websocket: bool = False,
+        upgrade: Request | None = None,
     ) -> None:
         """Answer bad input with its status, then close: the response really goes out first.
 
-        `websocket`: the request was an upgrade, counted as a refused handshake.
+        `upgrade`: the WebSocket upgrade request refused, counted as a refused handshake
+        and logged with its target.
         """
         if self.closed:
             return
         self.transport.write(error_response(status, reason, headers or []))
-        if websocket:
+        client = client_label(self.client)
+        if upgrade is not None:
             self.state.stats.ws_rejected[status] += 1
+            path = target_label(upgrade.target)
+            access_log.info('%s - "WebSocket %s" %d', client, path, status,
+                            extra={"client": client, "path": path, "status": status})
         else:
             self.state.stats.http_responses[status] += 1
-        access_log.info('%s - "-" %d', self._client_label(), status,
-                        extra={"client": self._client_label(), "status": status})
+            access_log.info('%s - "-" %d', client, status,
+                            extra={"client": client, "status": status})
         self.close()
 
     def _cut(self, cycle: HTTPCycle) -> None:
@@ -257,9 +263,6 @@ class HttpProtocol(asyncio.Protocol):
             self.close()
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _client_label(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
 
     def _set_timer(self, delay: float, callback: Any) -> None:
         self._cancel_timer()
@@ -397,8 +400,8 @@ class HTTPCycle:
         protocol.state.stats.http_responses[self.status or 0] += 1
         if not access_log.isEnabledFor(logging.INFO):
             return  # --no-access-log: no line to format, per request
-        client = protocol._client_label()
-        target = request.target.decode("latin-1")
+        client = client_label(self.scope["client"])
+        target = target_label(request.target)
         duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
         access_log.info(
             '%s - "%s %s HTTP/%s" %d', client, request.method, target, request.http_version,

@@ -32,6 +32,7 @@ from server.asgi import ClientDisconnected, build_scope
 from server.flow import FlowControl
 from server.handshake import Handshake, accept_response
 from server.http11 import Request
+from server.logs import client_label, target_label
 from server.response import ResponseWriter, error_response, validate_header
 from server.state import ServerState, Traffic
 from server.types import Message
@@ -73,11 +74,11 @@ class WebSocketProtocol(asyncio.Protocol):
     # Slots: an idle WebSocket costs the server this object, its ServerConnection, the
     # scope and the app's task; the bench's idle scenario measures the sum per connection.
     __slots__ = (
-        "_denial_head", "client", "config", "conn", "connect_sent",
+        "_denial_head", "config", "conn", "connect_sent",
         "disconnect", "flow", "flush_pending", "frames_in", "frames_out", "handshake", "loop",
         "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused",
         "replies_blocked", "request",
-        "response_writer", "scope", "server", "started", "state", "stats", "timers",
+        "response_writer", "scope", "started", "state", "stats", "timers",
         "transport", "transport_closed", "unflushed", "waiter", "wire_done", "write_pass",
     )
 
@@ -102,8 +103,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.config = state.config
         self.request = request
         self.handshake = handshake
-        self.client = client
-        self.server = server
         self.read_paused = read_paused
         self.replies_blocked = False  # reading paused until our pongs/close drain
         self.flow = flow
@@ -424,10 +423,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.stats.ws_accepted += 1
         self.phase = Phase.OPEN
         self.conn = ServerConnection(max_message_size=self.config.ws_max_size)
-        if access_log.isEnabledFor(logging.INFO):
-            client, path = self._client_label(), self.scope["path"]
-            access_log.info('%s - "WebSocket %s" [accepted]', client, path,
-                            extra={"client": client, "path": path, "status": 101})
+        self._access("[accepted]", status=101)
         if self.config.ws_ping_interval:
             self._set_timer("ping", self.config.ws_ping_interval, self._keepalive)
         self.resume_reading()
@@ -479,6 +475,7 @@ class WebSocketProtocol(asyncio.Protocol):
         writer = self.response_writer
         assert writer is not None
         status, headers = self._denial_head
+        self._access(str(status), status=status)
         extra = [(b"connection", b"close")]
         if length is not None and all(name != b"content-length" for name, _ in headers):
             extra.append((b"content-length", str(length).encode()))
@@ -522,9 +519,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self.transport_closed:
             self.transport.write(error_response(status, reason))
             self.stats.ws_rejected[status] += 1
-            access_log.info(
-                '%s - "WebSocket %s" %d', self._client_label(), self.scope["path"], status
-            )
+            self._access(str(status), status=status)
             self._close_transport()
 
     def _close_transport(self) -> None:
@@ -574,8 +569,18 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _client_label(self) -> str:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+    def _access(self, outcome: str, **fields: Any) -> None:
+        """Log `<client> - "WebSocket <target>" <outcome>`; `fields` go to JSON lines too.
+
+        The target is the request's as received (percent-encoded, with its query), with
+        non-printables escaped, like HTTP lines: a peer cannot start a line of its own.
+        """
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # --no-access-log: no line to format, per connection
+        client = client_label(self.scope["client"])
+        path = target_label(self.request.target)
+        access_log.info('%s - "WebSocket %s" %s', client, path, outcome,
+                        extra={"client": client, "path": path, **fields})
 
     def _set_timer(self, name: str, delay: float, callback: Any, *args: Any) -> None:
         self._cancel_timer(name)
@@ -593,14 +598,11 @@ class WebSocketProtocol(asyncio.Protocol):
         stats.add(self.traffic())
         if not access_log.isEnabledFor(logging.INFO):
             return  # --no-access-log: no line to format, per connection
-        client = self._client_label()
-        path = self.scope["path"]
-        access_log.info(
-            '%s - "WebSocket %s" closed %d', client, path, code,
-            extra={"client": client, "path": path, "close_code": code,
-                   "duration_ms": round((time.perf_counter() - self.started) * 1000, 3),
-                   "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
-                   "frames_in": self.frames_in, "frames_out": self.frames_out},
+        self._access(
+            f"closed {code}", close_code=code,
+            duration_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            bytes_in=self.bytes_in, bytes_out=self.bytes_out,
+            frames_in=self.frames_in, frames_out=self.frames_out,
         )
 
     def pause_reading(self) -> None:

@@ -382,8 +382,8 @@ def test_json_log_lines(tmp_path: Path, how: str) -> None:
     access = [r for r in records if r["logger"] == "wsrun.access"]
     assert [r["message"].split(" - ", 1)[1] for r in access] == [
         '"POST /up?room=1 HTTP/1.1" 200',
-        '"WebSocket /ws" [accepted]',
-        '"WebSocket /ws" closed 1000',
+        '"WebSocket /ws?room=2" [accepted]',
+        '"WebSocket /ws?room=2" closed 1000',
     ]
     http, _, closed = access
     client = http["client"]
@@ -396,7 +396,7 @@ def test_json_log_lines(tmp_path: Path, how: str) -> None:
     assert isinstance(closed["duration_ms"], (int, float)) and closed["duration_ms"] >= 0
     del closed["ts"], closed["duration_ms"], closed["client"]
     assert closed == {"level": "INFO", "logger": "wsrun.access", "message": closed["message"],
-                      "path": "/ws", "close_code": 1000, "bytes_in": 10, "bytes_out": 10,
+                      "path": "/ws?room=2", "close_code": 1000, "bytes_in": 10, "bytes_out": 10,
                       "frames_in": 2, "frames_out": 2}
     # No message or body text at info level.
     assert not any("s3cr3" in line for line in lines)
