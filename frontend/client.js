@@ -19,13 +19,16 @@
  *   status   {state: "connecting"|"open"|"waiting"|"closed", delay?, attempt?}
  *   joined   {room, members, rejoin, truncated}
  *   joinfail {room, code, message}
- *   messages {room, messages, where: "live"|"rejoin"|"older"} (only ids not seen before)
+ *   messages {room, messages, where: "join"|"live"|"rejoin"|"older"} (only ids not seen
+ *            before; "join": the history of a first join, "rejoin": missed while offline)
+ *   typing   {room, nick}                    (someone else is typing there)
  *   ack      {room, ref, message, duplicate}  (duplicate: the message was already shown)
  *   failed   {room, ref, code, message}       (the server refused a pending message)
  *   presence {room, nick, event}
  *   members  {room, members}
  *   left     {room}
  *   older    {room, count, done}
+ *   rooms    {rooms: [{room, members}], next} (the answer to listRooms)
  *   error    {code, message}                  (an error reply not tied to a request)
  */
 
@@ -33,6 +36,9 @@ export const PROTOCOL = "chat.v1";
 /** The app's default CHAT_MAX_TEXT; the server has the last word (`too_long`). */
 export const MAX_TEXT = 4000;
 export const HISTORY_PAGE = 50;
+/** How often we tell a room we are typing, and how long others' typing is shown (ms). */
+export const TYPING_INTERVAL = 3000;
+export const TYPING_SHOWN = 6000;
 
 /**
  * The WebSocket URL next to `base` (the page or module URL): `/ws` under the same path
@@ -70,13 +76,19 @@ function newRef() {
   return `${refPrefix}-${refCounter}`;
 }
 
+/** Restored joins (after a reload) retry `nick_taken` this many times: the previous page's
+ * connection may hold the nick until the server notices it is gone. */
+const RESTORE_RETRIES = 5;
+
 class Room {
-  constructor(name, nick) {
+  constructor(name, nick, { restored = false } = {}) {
     this.name = name;
     this.nick = nick;
+    this.retriesLeft = restored ? RESTORE_RETRIES : 0;
     this.joined = false;
     this.everJoined = false;
     this.members = new Set();
+    this.returning = new Set();
     this.seen = new Set();
     this.lastId = null;
     this.oldestId = null;
@@ -92,9 +104,12 @@ export class ChatClient extends EventTarget {
    * @param {{baseDelay?: number, maxDelay?: number, connectTimeout?: number}} options
    *   delays in milliseconds: first retry, longest retry, longest wait for the handshake
    */
-  constructor(url, { baseDelay = 500, maxDelay = 15000, connectTimeout = 10000 } = {}) {
+  constructor(url, { baseDelay = 500, maxDelay = 15000, connectTimeout = 10000, key = null }
+    = {}) {
     super();
     this.url = url;
+    /** Sent with every join: the same nick with the same key may be in a room twice. */
+    this.key = key;
     this.baseDelay = baseDelay;
     this.maxDelay = maxDelay;
     this.connectTimeout = connectTimeout;
@@ -217,14 +232,16 @@ export class ChatClient extends EventTarget {
 
   sendJoin(room) {
     const msg = { type: "join", room: room.name, nick: room.nick };
+    if (this.key) msg.key = this.key;
     if (room.lastId !== null) msg.since = room.lastId;
     if (this.send(msg)) this.joinQueue.push(room.name);
   }
 
-  /** Join `name` as `nick`; reported by a `joined` or `joinfail` event. */
-  join(name, nick) {
+  /** Join `name` as `nick`; reported by a `joined` or `joinfail` event.
+   * `restored`: a room the page was in before a reload (retries a held nick a few times). */
+  join(name, nick, { restored = false } = {}) {
     if (this.rooms.has(name)) return;
-    const room = new Room(name, nick);
+    const room = new Room(name, nick, { restored });
     this.rooms.set(name, room);
     this.start();
     if (this.isOpen) this.sendJoin(room);
@@ -255,6 +272,23 @@ export class ChatClient extends EventTarget {
     return { ref };
   }
 
+  /** Tell the room we are typing (the server forwards at most one every few seconds). */
+  typing(name) {
+    const room = this.rooms.get(name);
+    if (!room || !room.joined) return false;
+    const now = Date.now();
+    if (room.typingSent && now - room.typingSent < TYPING_INTERVAL) return false;
+    room.typingSent = now;
+    return this.send({ type: "typing", room: name });
+  }
+
+  /** Ask the server which rooms exist; answered by a `rooms` event. */
+  listRooms(cursor = null) {
+    const msg = { type: "rooms" };
+    if (cursor) msg.cursor = cursor;
+    return this.send(msg);
+  }
+
   /** Ask for the page of history before the oldest message shown; false if nothing to ask. */
   loadOlder(name, limit = HISTORY_PAGE) {
     const room = this.rooms.get(name);
@@ -281,6 +315,10 @@ export class ChatClient extends EventTarget {
       case "presence": return this.onPresence(msg);
       case "history": return this.onHistory(msg);
       case "left": return;
+      case "typing": return this.onTyping(msg);
+      case "rooms": return this.emit("rooms", {
+        rooms: Array.isArray(msg.rooms) ? msg.rooms : [],
+        next: typeof msg.next === "string" ? msg.next : null });
       case "error": return this.onError(msg);
       default: return;
     }
@@ -309,7 +347,10 @@ export class ChatClient extends EventTarget {
     room.joined = true;
     room.everJoined = true;
     room.nick = typeof msg.nick === "string" ? msg.nick : room.nick;
+    const before = room.members;
     room.members = new Set(Array.isArray(msg.members) ? msg.members : []);
+    // Known before the connection dropped and not back yet: their rejoin is no news.
+    room.returning = new Set(rejoin ? [...before].filter((n) => !room.members.has(n)) : []);
     this.attempt = 0;
     const history = Array.isArray(msg.history) ? msg.history : [];
     // A first join gets the last HISTORY_PAGE messages: fewer means there is nothing older.
@@ -329,7 +370,7 @@ export class ChatClient extends EventTarget {
     // A history copy without a ref of a message still pending here is shown now; resending it
     // below returns the original with our ref, and the `ack` then drops the pending copy.
     if (fresh.length) this.emit("messages", { room: room.name, messages: fresh,
-      where: rejoin ? "rejoin" : "live" });
+      where: rejoin ? "rejoin" : "join" });
     for (const item of this.pending.values()) {
       if (item.room === room.name) {
         this.send({ type: "say", room: room.name, text: item.text, ref: item.ref });
@@ -352,13 +393,28 @@ export class ChatClient extends EventTarget {
     }
   }
 
+  onTyping(msg) {
+    const room = this.rooms.get(msg.room);
+    if (!room || typeof msg.nick !== "string" || msg.nick === room.nick) return;
+    this.emit("typing", { room: room.name, nick: msg.nick });
+  }
+
   onPresence(msg) {
     const room = this.rooms.get(msg.room);
     if (!room || typeof msg.nick !== "string") return;
-    if (msg.event === "join") room.members.add(msg.nick);
-    else if (msg.event === "leave") room.members.delete(msg.nick);
-    else return;
-    this.emit("presence", { room: room.name, nick: msg.nick, event: msg.event });
+    // A presence line only for a real change: after a reconnect, people we already knew
+    // were there rejoin too, and that is not news ("bob joined" twice).
+    let news;
+    if (msg.event === "join") {
+      news = !room.members.has(msg.nick) && !room.returning.delete(msg.nick);
+      room.members.add(msg.nick);
+    } else if (msg.event === "leave") {
+      news = room.members.delete(msg.nick);
+      room.returning.delete(msg.nick);
+    } else {
+      return;
+    }
+    if (news) this.emit("presence", { room: room.name, nick: msg.nick, event: msg.event });
     this.emit("members", { room: room.name, members: [...room.members] });
   }
 
@@ -389,7 +445,9 @@ export class ChatClient extends EventTarget {
       // Replies come in request order, and a failed join is the oldest one awaiting a reply.
       const name = this.joinQueue.shift();
       const room = this.rooms.get(name);
-      if (room && room.everJoined && code === "nick_taken") {
+      const held = room && code === "nick_taken" && (room.everJoined || room.retriesLeft > 0);
+      if (held) {
+        if (!room.everJoined) room.retriesLeft -= 1;
         // Our previous connection may still hold the nick until the server notices it died.
         room.retryTimer = setTimeout(() => {
           room.retryTimer = null;

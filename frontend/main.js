@@ -5,7 +5,9 @@
  * protocol and delivery rules live in client.js, the DOM building blocks in view.js.
  */
 
+import { MentionAlerts, TypingBoard } from "./alerts.js";
 import { ChatClient, MAX_TEXT, checkText, socketUrl, textLength } from "./client.js";
+import { clientKey, saveRooms, savedRooms, stored } from "./prefs.js";
 import { RoomLog, el, renderMembers } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -30,13 +32,16 @@ const STATUS = {
 };
 
 // The socket lives next to this module, so a root_path prefix and https (wss) just work.
-const client = new ChatClient(socketUrl(import.meta.url));
-/** @type {Map<string, {log: RoomLog, tab: HTMLLIElement, badge: HTMLElement, unread: number}>} */
+const client = new ChatClient(socketUrl(import.meta.url), { key: clientKey() });
+/** @type {Map<string, {log: RoomLog, tab: HTMLLIElement, badge: HTMLElement, unread: number,
+ *   button: HTMLButtonElement}>} in tab order */
 const rooms = new Map();
 let nick = "";
 let active = null;
 /** The room a join form is waiting for, with the element to show its error in. */
 let joining = null;
+/** The room that was open before the page was reloaded, until it is rejoined. */
+let restoreActive = null;
 
 // Exposed for tests and debugging in the console; nothing on the page depends on it.
 window.chat = { client, rooms };
@@ -52,6 +57,24 @@ function showError(id, text, code = "") {
   $(id).dataset.code = code;
 }
 
+function rememberRooms() {
+  saveRooms([...rooms.keys()], active);
+}
+
+/* ---------- who is typing, mention alerts (alerts.js) ---------- */
+
+const typingBoard = new TypingBoard($("typing"));
+client.addEventListener("typing", ({ detail }) => {
+  if (rooms.has(detail.room)) typingBoard.typing(detail.room, detail.nick);
+});
+
+const mentionAlerts = new MentionAlerts($("notify"), (text) => showError("say-error", text));
+
+function notifyMention(room, item) {
+  mentionAlerts.notify(room, item.dataset.nick, item.querySelector(".text")?.textContent ?? "",
+    () => activate(room, { focus: true }));
+}
+
 /* ---------- connection indicator ---------- */
 
 let countdown = null;
@@ -61,6 +84,11 @@ client.addEventListener("status", ({ detail }) => {
   status.dataset.state = detail.state;
   clearInterval(countdown);
   $("retry").hidden = detail.state !== "waiting";
+  // While offline the member list may be out of date: greyed, and it says so.
+  const offline = detail.state !== "open";
+  $("members-box").classList.toggle("offline", offline);
+  $("members-offline").hidden = !offline;
+  if (offline) typingBoard.clear();
   if (detail.state !== "waiting") {
     status.textContent = STATUS[detail.state];
     return;
@@ -85,13 +113,20 @@ function addRoomUi(name) {
   log.root.hidden = true;
   log.root.addEventListener("scroll", () => {
     if (log.root.scrollTop < 40) loadOlder(name);
+    log.onScroll(name === active && !document.hidden);
+    if (name === active && log.unseen === 0) clearUnread(name);
   }, { passive: true });
   log.olderButton.addEventListener("click", () => loadOlder(name));
+  log.jumpButton.addEventListener("click", () => {
+    clearUnread(name);
+    $("text").focus();
+  });
   $("logs").append(log.root);
 
-  const badge = el("span", { class: "badge unread", "aria-label": "unread messages" });
+  const badge = el("span", { class: "badge unread" });
   badge.hidden = true;
-  const button = el("button", { type: "button", class: "room-button" }, `#${name}`, " ", badge);
+  const button = el("button", { type: "button", class: "room-button",
+    "aria-keyshortcuts": "Alt+ArrowUp Alt+ArrowDown" }, `#${name}`, " ", badge);
   button.addEventListener("click", () => activate(name));
   const close = el("button", { type: "button", class: "leave", "aria-label": `Leave ${name}`,
     title: `Leave ${name}` }, "×");
@@ -102,7 +137,18 @@ function addRoomUi(name) {
   return rooms.get(name);
 }
 
-function activate(name) {
+function removeRoomUi(name) {
+  const ui = rooms.get(name);
+  if (!ui) return;
+  typingBoard.clear(name);
+  ui.log.root.remove();
+  ui.tab.remove();
+  rooms.delete(name);
+  updateTitle();
+}
+
+/** Show `name`; `focus` puts the caret in the message box (after a keyboard switch...). */
+function activate(name, { focus = false } = {}) {
   const ui = rooms.get(name);
   if (!ui) return;
   active = name;
@@ -111,12 +157,23 @@ function activate(name) {
     o.log.root.hidden = !current;
     o.button.setAttribute("aria-current", current ? "true" : "false");
   }
-  ui.unread = 0;
-  ui.badge.hidden = true;
   $("room-title").textContent = `#${name}`;
   showMembers(name);
-  ui.log.scrollToBottom();
-  document.title = `#${name} · wsrun chat`;
+  typingBoard.show(name);
+  ui.log.reveal();
+  clearUnread(name);
+  // On a phone the tabs scroll sideways: keep the current one in sight.
+  ui.tab.scrollIntoView({ block: "nearest", inline: "nearest" });
+  rememberRooms();
+  if (focus) $("text").focus();
+}
+
+/** Switch to the room `step` tabs away (wrapping), as Alt+Up / Alt+Down do. */
+function cycleRoom(step) {
+  const names = [...rooms.keys()].filter((n) => client.rooms.get(n)?.joined || n === active);
+  if (!names.length) return;
+  const at = names.indexOf(active);
+  activate(names[(at + step + names.length) % names.length], { focus: true });
 }
 
 function showMembers(name) {
@@ -125,14 +182,43 @@ function showMembers(name) {
   $("member-count").textContent = String(members.length);
 }
 
+/** The tab title: the active room, with the unread count of every room in front. */
+function updateTitle() {
+  let total = 0;
+  for (const ui of rooms.values()) total += ui.unread;
+  const room = active === null ? "" : `#${active} · `;
+  document.title = `${total ? `(${total}) ` : ""}${room}wsrun chat`;
+}
+
 function bumpUnread(name, count) {
   const ui = rooms.get(name);
-  if (!ui || name === active || count <= 0) return;
+  if (!ui || count <= 0) return;
+  // The room shown counts too while the page is hidden or scrolled up, without a badge.
+  if (name === active && !document.hidden && ui.log.unseen === 0) return;
   ui.unread += count;
-  ui.badge.hidden = false;
-  ui.badge.textContent = String(ui.unread);
-  ui.badge.setAttribute("aria-label", `${ui.unread} unread`);
+  if (name !== active) {
+    ui.badge.hidden = false;
+    ui.badge.textContent = String(ui.unread);
+  }
+  ui.button.setAttribute("aria-label", `#${name}, ${ui.unread} unread`);
+  updateTitle();
 }
+
+function clearUnread(name) {
+  const ui = rooms.get(name);
+  if (!ui) return;
+  ui.unread = 0;
+  ui.badge.hidden = true;
+  ui.button.removeAttribute("aria-label");
+  updateTitle();
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || active === null) return;
+  const ui = rooms.get(active);
+  if (ui.log.nearBottom) ui.log.markSeen();
+  if (ui.log.unseen === 0) clearUnread(active);
+});
 
 function loadOlder(name) {
   const ui = rooms.get(name);
@@ -140,9 +226,14 @@ function loadOlder(name) {
 }
 
 function join(room, form) {
-  joining = { room, form };
+  joining = form === "restore" ? joining : { room, form };
   addRoomUi(room);
-  client.join(room, nick);
+  client.join(room, nick, { restored: form === "restore" });
+}
+
+function showChat() {
+  $("join-view").hidden = true;
+  $("chat-view").hidden = false;
 }
 
 client.addEventListener("joined", ({ detail }) => {
@@ -152,16 +243,18 @@ client.addEventListener("joined", ({ detail }) => {
   ui.log.setOlder({ done: croom.olderDone });
   if (joining && joining.room === detail.room) {
     if (joining.form === "join") {
-      $("join-view").hidden = true;
-      $("chat-view").hidden = false;
-      try { localStorage.setItem("chat.nick", nick); } catch { /* private mode */ }
+      showChat();
+      stored.set("chat.nick", nick);
     } else {
       $("add-room").value = "";
       showError("add-room-error", "");
     }
     joining = null;
-    activate(detail.room);
-    $("text").focus();
+    activate(detail.room, { focus: true });
+  } else if (!detail.rejoin && (active === null || detail.room === restoreActive)) {
+    // Rooms restored after a reload: the first one shows until the one open before is back.
+    if (detail.room === restoreActive) restoreActive = null;
+    activate(detail.room, { focus: true });
   }
   if (detail.rejoin) {
     if ($("say-error").dataset.code === "rejoining") showError("say-error", "");
@@ -170,43 +263,44 @@ client.addEventListener("joined", ({ detail }) => {
   } else {
     ui.log.addNotice(`You joined #${detail.room} as ${nick}.`);
   }
+  rememberRooms();
   if (detail.room === active) showMembers(detail.room);
 });
 
 client.addEventListener("joinfail", ({ detail }) => {
-  const ui = rooms.get(detail.room);
-  if (ui) {
-    ui.log.root.remove();
-    ui.tab.remove();
-    rooms.delete(detail.room);
-  }
+  removeRoomUi(detail.room);
   const text = describeError(detail.code, detail.message);
   if (joining && joining.room === detail.room) {
     showError(joining.form === "join" ? "join-error" : "add-room-error", text);
-    if (joining.form === "join") $("nick").focus();
+    $(joining.form === "join" ? "nick" : "add-room").focus();
     joining = null;
   } else {
-    showError("say-error", text);
+    showError("say-error", `#${detail.room}: ${text}`);
   }
+  rememberRooms();
+  if (rooms.size === 0 && joining === null) backToJoinForm(text);
 });
 
+function backToJoinForm(error = "") {
+  active = null;
+  $("chat-view").hidden = true;
+  $("join-view").hidden = false;
+  showError("join-error", error);
+  updateTitle();
+  $("room").focus();
+}
+
 client.addEventListener("left", ({ detail }) => {
-  const ui = rooms.get(detail.room);
-  if (!ui) return;
-  ui.log.root.remove();
-  ui.tab.remove();
-  rooms.delete(detail.room);
-  if (active === detail.room) {
-    active = null;
-    const next = rooms.keys().next();
-    if (!next.done) activate(next.value);
-    else {
-      // No room left: back to the join form.
-      $("chat-view").hidden = true;
-      $("join-view").hidden = false;
-      $("room").focus();
-    }
-  }
+  if (!rooms.has(detail.room)) return;
+  const at = [...rooms.keys()].indexOf(detail.room);
+  removeRoomUi(detail.room);
+  rememberRooms();
+  if (active !== detail.room) return;
+  active = null;
+  const names = [...rooms.keys()];
+  // The neighbouring tab takes over, and the caret goes to its message box.
+  if (names.length) activate(names[Math.min(at, names.length - 1)], { focus: true });
+  else backToJoinForm();
 });
 
 /* ---------- messages ---------- */
@@ -215,8 +309,17 @@ client.addEventListener("messages", ({ detail }) => {
   const ui = rooms.get(detail.room);
   if (!ui) return;
   const older = detail.where === "older";
-  ui.log.addMessages(detail.messages, nick, { older });
-  if (!older) bumpUnread(detail.room, detail.messages.filter((m) => m.nick !== nick).length);
+  // A first join's history is not news; what came while offline ("rejoin") is.
+  const news = detail.where === "live" || detail.where === "rejoin";
+  const away = detail.room !== active || document.hidden;
+  const added = ui.log.addMessages(detail.messages, nick,
+    { older: older || detail.where === "join", away: news && away });
+  for (const m of detail.messages) typingBoard.stop(detail.room, m.nick);
+  if (!news) return;
+  bumpUnread(detail.room, added.length);
+  for (const item of added) {
+    if (item.classList.contains("mention")) notifyMention(detail.room, item);
+  }
 });
 
 client.addEventListener("ack", ({ detail }) => {
@@ -231,6 +334,7 @@ client.addEventListener("failed", ({ detail }) => {
 client.addEventListener("presence", ({ detail }) => {
   const ui = rooms.get(detail.room);
   if (!ui) return;
+  if (detail.event === "leave") typingBoard.stop(detail.room, detail.nick);
   ui.log.addNotice(`${detail.nick} ${detail.event === "join" ? "joined" : "left"}`,
     "notice presence");
 });
@@ -268,14 +372,23 @@ $("add-room-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const room = $("add-room").value.trim();
   if (!ROOM_NAME.test(room)) {
+    $("add-room").focus();
     return showError("add-room-error", "Use 1-64 letters, digits, '_', '.' or '-'.");
   }
+  showError("add-room-error", "");
   if (rooms.has(room)) {
     $("add-room").value = "";
-    return activate(room);
+    return activate(room, { focus: true });
   }
-  showError("add-room-error", "");
   join(room, "add");
+});
+
+// Suggest the rooms that exist (the server's `rooms` list) while choosing one to join.
+client.addEventListener("rooms", ({ detail }) => {
+  $("room-suggestions").replaceChildren(...detail.rooms
+    .filter((r) => r && typeof r.room === "string" && !rooms.has(r.room))
+    .map((r) => el("option", { value: r.room },
+      `${Number(r.members) || 0} member${Number(r.members) === 1 ? "" : "s"}`)));
 });
 
 function send() {
@@ -297,6 +410,7 @@ function send() {
     return;
   }
   rooms.get(active).log.addPending(result.ref, nick, text);
+  clearUnread(active);
   input.value = "";
   updateCount();
   showError("say-error", "");
@@ -332,11 +446,40 @@ $("text").addEventListener("input", () => {
   }
 });
 
+/* ---------- keyboard shortcuts (listed in the page's "Keyboard shortcuts") ---------- */
+
+document.addEventListener("keydown", (event) => {
+  if ($("chat-view").hidden || event.isComposing) return;
+  if (event.altKey && !event.ctrlKey && !event.metaKey
+      && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
+    event.preventDefault();
+    cycleRoom(event.key === "ArrowUp" ? -1 : 1);
+  } else if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
+    event.preventDefault();
+    $("add-room").focus();
+    $("add-room").select();
+  } else if (event.key === "Escape" && document.activeElement === $("add-room")) {
+    $("add-room").value = "";
+    showError("add-room-error", "");
+    $("text").focus();
+  }
+});
+
 // Phone-sized screens: the member list starts folded so the log keeps the space.
 if (window.matchMedia("(max-width: 640px)").matches) $("members-box").open = false;
 
-try {
-  $("nick").value = localStorage.getItem("chat.nick") || "";
-} catch { /* storage disabled */ }
-$(($("nick").value ? "room" : "nick")).focus();
+/* ---------- start: back to the rooms open before a reload, or the join form ---------- */
+
+nick = stored.get("chat.nick") || "";
+$("nick").value = nick;
+const restore = nick ? savedRooms() : [];
+if (restore.length) {
+  restoreActive = stored.get("chat.active");
+  showChat();
+  for (const room of restore) join(room, "restore");
+  $("text").focus();
+} else {
+  $(($("nick").value ? "room" : "nick")).focus();
+}
+updateTitle();
 client.start();

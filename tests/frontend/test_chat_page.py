@@ -231,8 +231,11 @@ def test_page_reconnects_after_restart_without_losing_or_doubling(
         expect(alice.members()).to_have_text(["alice (you)", "bob"])
         # The rejoin asked for what came after the last message seen, not the whole history.
         first_id = alice.log("general").locator("li.msg").first.get_attribute("data-id")
-        assert joins[0] == {"type": "join", "room": "general", "nick": "alice"}
-        assert joins[-1] == {"type": "join", "room": "general", "nick": "alice",
+        # Every join carries this browser's client key (kept in localStorage).
+        key = alice.page.evaluate("localStorage.getItem('chat.key')")
+        assert re.fullmatch(r"[0-9a-f]{32}", key)
+        assert joins[0] == {"type": "join", "room": "general", "nick": "alice", "key": key}
+        assert joins[-1] == {"type": "join", "room": "general", "nick": "alice", "key": key,
                              "since": int(first_id or "")}
         shoot(alice.page, "reconnected")
         assert alice.errors == [] and bob.errors == []
