@@ -30,11 +30,13 @@ run: install
 	$(BIN)/wsrun app:chat --host $(HOST) --port $(PORT)
 
 ## system packages the tests drive for real: Debian's chromium (Playwright cannot fetch its
-## own) and openssl (a throwaway certificate for the TLS tests)
+## own), openssl (a throwaway certificate for the TLS tests) and redis-server (the chat's
+## Redis backend, started by the tests on a free port)
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \

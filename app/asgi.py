@@ -27,7 +27,7 @@ from app.config import Settings
 from app.messages import SUBPROTOCOL
 from app.metrics import CONTENT_TYPE_LATEST, Metrics
 from app.rooms import Member
-from app.session import PlainSession, Session, V1Session
+from app.session import PlainSession, Session, V1Session, farewell
 from app.static import StaticFiles, frontend_root
 
 __all__ = ["ChatApp", "chat"]
@@ -142,7 +142,7 @@ class ChatApp:
         async with self._starting:
             if self._runtime is None:
                 settings = self.settings
-                backend = open_backend(settings, self.metrics)
+                backend = open_backend(settings, self.metrics, farewell)
                 await backend.start()
                 self._runtime = _Runtime(settings, backend)
         return self._runtime

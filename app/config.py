@@ -50,6 +50,32 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     return tuple(o.strip().lower().rstrip("/") for o in raw.split(",") if o.strip())
 
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _redis_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.lower().startswith(_REDIS_SCHEMES):
+        # The URL may hold a password: name the variable, never echo its value.
+        raise ValueError(f"{name}: expected a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number of seconds") from None
+    if not value >= minimum:
+        raise ValueError(f"{name}={raw!r}: must be at least {minimum:g}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Every tunable of the chat. Defaults are the issue's figures.
@@ -64,6 +90,10 @@ class Settings:
         allowed_origins: `CHAT_ALLOWED_ORIGINS`; None means the default rule (own host,
             localhost / 127.0.0.1 / [::1] on any port, "null", no Origin header).
         static_dir: overrides where the page is served from (`CHAT_STATIC_DIR`).
+        redis_url: `CHAT_REDIS_URL`; set, the chat keeps its state in Redis so any number
+            of processes and machines are one chat (docs/deployment.md); None: in-process.
+        presence_ttl: `CHAT_PRESENCE_TTL` seconds; with Redis, the members of a process
+            that stopped refreshing its liveness vanish from rooms within about this long.
     """
 
     db: str = "./chat.db"
@@ -75,6 +105,8 @@ class Settings:
     history_limit: int = 1000
     allowed_origins: tuple[str, ...] | None = None
     static_dir: str | None = None
+    redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    presence_ttl: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,4 +128,6 @@ class Settings:
             history_limit=_int(env, "CHAT_HISTORY_LIMIT", d.history_limit, 1),
             allowed_origins=_origins(env, "CHAT_ALLOWED_ORIGINS"),
             static_dir=env.get("CHAT_STATIC_DIR") or None,
+            redis_url=_redis_url(env, "CHAT_REDIS_URL"),
+            presence_ttl=_seconds(env, "CHAT_PRESENCE_TTL", d.presence_ttl, 1.0),
         )

@@ -33,7 +33,8 @@ from app.messages import (
 from app.metrics import Metrics
 from app.rooms import Member
 
-__all__ = ["Session", "V1Session", "PlainSession", "TokenBucket", "LOBBY", "HISTORY_MAX"]
+__all__ = ["Session", "V1Session", "PlainSession", "TokenBucket", "LOBBY", "HISTORY_MAX",
+           "farewell"]
 
 log = logging.getLogger("app.session")
 
@@ -77,6 +78,11 @@ def logout_line(nick: str) -> str:
     return f"{time.strftime('%H:%M:%S')} {nick} say: {nick} Logout"
 
 
+def farewell(room: str, nick: str) -> str | None:
+    """What plain-text members see when `nick` leaves `room` without a word."""
+    return logout_line(nick) if room == LOBBY else None
+
+
 class Session:
     """State shared by both modes: the member, its rate limit, leaving on disconnect."""
 
@@ -110,7 +116,7 @@ class Session:
     async def finish(self) -> None:
         """The connection is gone: leave every room, telling the others."""
         for room, nick in list(self.member.rooms.items()):
-            await self.leave(room, logout_line(nick) if room == LOBBY else None)
+            await self.leave(room, farewell(room, nick))
 
 
 class V1Session(Session):
@@ -167,7 +173,7 @@ class V1Session(Session):
             return self.error("not_joined", request.ref)
         nick = self.member.rooms[request.room]
         # Plain-text clients in lobby see a v1 member leave as the seed's Logout line.
-        await self.leave(request.room, logout_line(nick) if request.room == LOBBY else None)
+        await self.leave(request.room, farewell(request.room, nick))
         self.member.put(encode(Left(room=request.room)))
 
     async def history(self, request: HistoryRequest) -> None:

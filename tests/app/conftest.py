@@ -5,6 +5,8 @@
 - "uvicorn" / "hypercorn" / "wsrun": `tests/procs.serve(server, "app:chat")` processes,
   reached with the `websockets` client over 127.0.0.1. "wsrun" is skipped only while
   `server.cli` does not exist.
+- "inprocess+redis" / "wsrun+redis": the same with the Redis backend (`CHAT_REDIS_URL`) on
+  a real redis-server (tests/redisproc.py), so one behaviour suite covers both backends.
 
 Every receive is bounded by RECV_TIMEOUT so a broken server fails a test instead of hanging.
 """
@@ -38,15 +40,17 @@ from tests.app.peers import (
     hold,
 )
 from tests.procs import serve
+from tests.redisproc import RedisServer
 
 __all__ = ["Closed", "Peer", "Refused", "Target", "hold", "lifespan"]
 
 SERVERS = ["uvicorn", "hypercorn", "wsrun"]
-TARGETS = ["inprocess", *SERVERS]
+REDIS = "+redis"  # suffix of a target name: the Redis backend instead of SQLite
+TARGETS = ["inprocess", *SERVERS, "inprocess" + REDIS, "wsrun" + REDIS]
 
 
 def server_param(name: str) -> Any:
-    if name == "wsrun":
+    if name.removesuffix(REDIS) == "wsrun":
         return pytest.param(name, marks=pytest.mark.skipif(
             importlib.util.find_spec("server.cli") is None, reason="no python -m server yet"))
     return name
@@ -154,7 +158,7 @@ class InProcess(Target):
 
 class Process(Target):
     def __init__(self, name: str, db: Path, env: dict[str, str] | None = None) -> None:
-        self.name = name
+        self.name = name.removesuffix(REDIS)
         self.env = {"CHAT_DB": str(db), **(env or {})}
         self.stack = contextlib.ExitStack()
         self.peers: list[Peer] = []
@@ -207,12 +211,20 @@ def shared_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         proc.stop()
 
 
+def redis_env(request: pytest.FixtureRequest, name: str) -> dict[str, str]:
+    """CHAT_REDIS_URL of the module's redis-server for `name`, if it asks for Redis."""
+    if not name.endswith(REDIS):
+        return {}
+    return {"CHAT_REDIS_URL": request.getfixturevalue("shared_redis")(name).url}
+
+
 @pytest.fixture(params=[server_param(t) for t in TARGETS])
 async def target(request: pytest.FixtureRequest, tmp_path: Path,
                  shared_servers: dict[str, Process]) -> AsyncIterator[Target]:
     name = request.param
-    if name == "inprocess":
-        inproc = InProcess(Settings(db=str(tmp_path / "chat.db")))
+    env = redis_env(request, name)
+    if name.startswith("inprocess"):
+        inproc = InProcess(Settings.from_env({"CHAT_DB": str(tmp_path / "chat.db"), **env}))
         await inproc.start()
         try:
             yield inproc
@@ -220,7 +232,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path,
             await inproc.stop()
         return
     if name not in shared_servers:
-        proc = Process(name, tmp_path / "shared.db")
+        proc = Process(name, tmp_path / "shared.db", env)
         proc.start()
         shared_servers[name] = proc
     proc = shared_servers[name]
@@ -233,11 +245,15 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path,
 
 @pytest.fixture
 async def own_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """Targets with their own env and SQLite file: `await own_target(name, **env)`."""
+    """Targets with their own env, SQLite file and Redis: `await own_target(name, **env)`."""
     made: list[Target] = []
+    redis: list[RedisServer] = []  # stopped after the targets that use them
 
     async def make(name: str, **env: str) -> Target:
-        if name == "inprocess":
+        if name.endswith(REDIS):
+            redis.append(RedisServer(tmp_path / f"redis{len(redis)}").start())
+            env = {"CHAT_REDIS_URL": redis[-1].url, **env}
+        if name.startswith("inprocess"):
             settings = Settings.from_env({"CHAT_DB": str(tmp_path / "own.db"), **env})
             inproc = InProcess(settings)
             await inproc.start()
@@ -255,3 +271,5 @@ async def own_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         elif isinstance(t, Process):
             await t.close_peers()
             t.stop()
+    for server in redis:
+        server.stop()

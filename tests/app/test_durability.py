@@ -14,7 +14,7 @@ from app.config import Settings
 from tests.app.conftest import TARGETS, Target, lifespan, server_param
 
 ALL = [server_param(t) for t in TARGETS]
-SERVERS_ONLY = [server_param(t) for t in TARGETS if t != "inprocess"]
+SERVERS_ONLY = [server_param(t) for t in TARGETS if not t.startswith("inprocess")]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -103,8 +103,9 @@ async def test_slow_consumer_in_process(tmp_path: Any) -> None:
         assert app.connections == 0
 
 
-async def test_since_beyond_1000_missed_is_truncated(own_target: Any) -> None:
-    target: Target = await own_target("inprocess", CHAT_RATE="100000/1")
+@pytest.mark.parametrize("name", ["inprocess", "inprocess+redis"])
+async def test_since_beyond_1000_missed_is_truncated(name: str, own_target: Any) -> None:
+    target: Target = await own_target(name, CHAT_RATE="100000/1")
     peer = await target.connect()
     await peer.join("many", "w")
     for n in range(1005):
@@ -134,6 +135,27 @@ async def test_history_cap_prunes_and_since_reports_it(own_target: Any) -> None:
     assert ([m["text"] for m in joined["history"]], joined["truncated"]) == (["2", "3", "4"], True)
     joined = await (await target.connect()).join("capped", "r2", since=acks[1]["id"])
     assert ([m["text"] for m in joined["history"]], joined["truncated"]) == (["2", "3", "4"], False)
+
+
+@pytest.mark.parametrize("name", ["inprocess", "inprocess+redis"])
+async def test_history_cap_keeps_at_least_the_limit(name: str, own_target: Any) -> None:
+    """SQLite prunes to the limit exactly; Redis trims whole stream nodes (MAXLEN ~), so it
+    may keep more, never fewer. Either way `since` says when it missed pruned messages."""
+    target: Target = await own_target(name, CHAT_HISTORY_LIMIT="3", CHAT_RATE="100000/1")
+    peer = await target.connect()
+    await peer.join("capped", "w")
+    for n in range(250):
+        await peer.send_json({"type": "say", "room": "capped", "text": f"{n}"})
+    acks = [await peer.recv_json() for _ in range(250)]
+    await peer.send_json({"type": "history", "room": "capped", "limit": 200})
+    kept = (await peer.recv_json())["messages"]
+    assert 3 <= len(kept) < 200
+    assert kept == [{k: v for k, v in a.items() if k != "ref"} for a in acks[-len(kept):]]
+    first = 250 - len(kept)  # index of the oldest kept message
+    joined = await (await target.connect()).join("capped", "r", since=acks[first - 2]["id"])
+    assert (joined["history"], joined["truncated"]) == (kept, True)
+    joined = await (await target.connect()).join("capped", "r2", since=acks[first - 1]["id"])
+    assert (joined["history"], joined["truncated"]) == (kept, False)
 
 
 @pytest.mark.parametrize("name", ALL)
