@@ -39,20 +39,22 @@ def _names(value: str, known: dict[str, object], what: str) -> list[str]:
 @click.option("--client", default="auto", show_default=True,
               type=click.Choice(["auto", "picows", "raw"]),
               help="Load-generator client: picows (C) when installed, else raw asyncio.")
+@click.option("--idle-conns", default=5000, show_default=True, type=click.IntRange(1, 60000),
+              help="Connections the idle scenario holds open (raise `ulimit -n` past ~30,000).")
 @click.option("--smoke", is_flag=True, help="Tiny loads (few connections): checks the harness.")
 @click.option("--out", "out_dir", default=str(report.RESULTS), show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Where the JSON and PNG go.")
 @click.option("--no-save", is_flag=True, help="Print the table only.")
 def main(server_list: str, scenario_list: str, rounds: int, duration: float, warmup: float,
-         client: str, smoke: bool, out_dir: Path, no_save: bool) -> None:
+         client: str, idle_conns: int, smoke: bool, out_dir: Path, no_save: bool) -> None:
     """Benchmark WebSocket ASGI servers side by side on the same apps."""
     names = _names(server_list, SERVERS, "server")  # type: ignore[arg-type]
     scenario_names = _names(scenario_list, SCENARIOS, "scenario")  # type: ignore[arg-type]
     stamp = time.strftime("%Y%m%dT%H%M%S")
     command = "python -m bench " + " ".join(sys.argv[1:])
     results = runner.run(names, scenario_names, rounds=rounds, duration=duration,
-                         warmup=warmup, smoke=smoke, client=client,
+                         warmup=warmup, smoke=smoke, client=client, idle_conns=idle_conns,
                          log=lambda line: click.echo(line, err=True))
     results = {"stamp": stamp, "command": command.strip(), "machine": report.machine(),
                **results}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import procfs, servers
-from bench.scenarios import SCENARIOS, Scenario, figures, load_params
+from bench.scenarios import SCENARIOS, Scenario, figures, idle_with, load_params
 
 Log = Callable[[str], None]
 
@@ -139,8 +139,11 @@ def _paired(mine: list[dict[str, float | None] | None], base: list[dict[str, flo
 
 def run(names: list[str], scenario_names: list[str], *, rounds: int, duration: float,
         warmup: float, smoke: bool = False, client: str = "auto",
-        log: Log = print) -> dict[str, Any]:
-    """Run every scenario in `scenario_names` on every server in `names`."""
+        idle_conns: int | None = None, log: Log = print) -> dict[str, Any]:
+    """Run every scenario in `scenario_names` on every server in `names`.
+
+    `idle_conns`: how many connections the idle scenario holds (None: its default, 5,000).
+    """
     for name in names:
         if name not in servers.SERVERS:
             raise ValueError(f"unknown server {name!r}; known: {', '.join(servers.SERVERS)}")
@@ -152,8 +155,9 @@ def run(names: list[str], scenario_names: list[str], *, rounds: int, duration: f
                                "duration": duration, "warmup": warmup, "smoke": smoke,
                                "servers": names, "scenarios": {}}
     for name in scenario_names:
-        log(f"{name}: {SCENARIOS[name].about}")
+        scenario = idle_with(idle_conns) if name == "idle" and idle_conns else SCENARIOS[name]
+        log(f"{name}: {scenario.about}")
         results["scenarios"][name] = run_scenario(
-            SCENARIOS[name], names, rounds=rounds, duration=duration, warmup=warmup,
+            scenario, names, rounds=rounds, duration=duration, warmup=warmup,
             smoke=smoke, client=client, log=log)
     return results

@@ -12,7 +12,7 @@ Figures of a round (keys of `figures()`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ECHO_APP = "bench.apps:echo"
@@ -67,6 +67,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              # A fresh SQLite file per server; the default rate limit would be the bottleneck.
              env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1"}),
 )}
+
+
+def idle_with(conns: int) -> Scenario:
+    """The idle scenario holding `conns` connections (`python -m bench --idle-conns N`)."""
+    return replace(SCENARIOS["idle"], params={"conns": conns},
+                   about=f"{conns:,} idle connections: server RSS growth per connection")
 
 
 def load_params(s: Scenario, *, smoke: bool, duration: float, warmup: float) -> dict[str, Any]:

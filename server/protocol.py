@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from server.asgi import build_scope
 from server.errors import RequestError
@@ -48,10 +48,17 @@ def peer_addresses(
     """
     client = transport.get_extra_info("peername")
     server = sockname or transport.get_extra_info("sockname")
-    return (
-        (str(client[0]), int(client[1])) if isinstance(client, tuple) else None,
-        (str(server[0]), int(server[1])) if isinstance(server, tuple) else None,
-    )
+    return _address(client), _address(server)
+
+
+def _address(address: Any) -> tuple[str, int] | None:
+    """(host, port) of a socket address; the tuple itself when it is one already (IPv4),
+    as every open WebSocket's scope keeps two of them."""
+    if not isinstance(address, tuple):
+        return None
+    if len(address) == 2 and type(address[0]) is str and type(address[1]) is int:
+        return cast("tuple[str, int]", address)
+    return str(address[0]), int(address[1])
 
 
 class HttpProtocol(asyncio.Protocol):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from server.keepalive import Keepalive
 from server.proxy import TrustedProxies
 from server.types import ASGIApp
 
@@ -95,6 +96,10 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.shutting_down = False
         self.trusted_proxies = TrustedProxies(config.trusted_proxies)
+        # Every WebSocket's keepalive ping, from one timer (None: --ws-ping-interval 0).
+        self.keepalive = (
+            Keepalive(self.loop, config.ws_ping_interval) if config.ws_ping_interval else None
+        )
         # The server address of every connection, when there is one listening address
         # (set by Server; None: ask each connection).
         self.sockname: tuple[str, int] | None = None

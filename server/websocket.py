@@ -32,6 +32,7 @@ import codecs
 import dataclasses
 import enum
 from collections.abc import Callable
+from typing import Any
 
 from server.config import DEFAULT_WS_MAX_SIZE
 from server.errors import InvalidState, InvalidUTF8, PayloadTooBig, ProtocolError
@@ -136,6 +137,7 @@ _CLOSE = Opcode.CLOSE.value
 _PING = Opcode.PING.value
 _PONG_B0 = 0x80 | Opcode.PONG.value
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+_NO_LIST: Any = ()  # stands for a list not made yet (see ServerConnection.__init__)
 # Slot setters: they bypass the frozen dataclass __setattr__ (see the fast path).
 _set_text: Callable[[TextMessage, str], None] = TextMessage.__dict__["data"].__set__
 _set_binary: Callable[[BinaryMessage, bytes], None] = BinaryMessage.__dict__["data"].__set__
@@ -180,9 +182,12 @@ class ServerConnection:
         # The fragmented or streamed message in progress (_msg_opcode 0: none).
         self._msg_opcode = 0
         self._msg_size = 0
-        self._parts: list[bytes] = []
-        self._text_parts: list[str] = []
-        self._raw: list[bytes] = []  # masked pieces of the binary frame being collected
+        # Made when a streamed message (or binary frame) begins; until then a shared empty
+        # tuple, so an idle connection holds no lists (appending to it would be our bug,
+        # which receive_data turns into 1011).
+        self._parts: list[bytes] = _NO_LIST
+        self._text_parts: list[str] = _NO_LIST
+        self._raw: list[bytes] = _NO_LIST  # masked pieces of the binary frame being collected
         # Made for the first text message that is fragmented or split across reads; whole
         # small messages never need one (and most connections never do).
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -254,9 +259,7 @@ class ServerConnection:
         self._parsing = False
         self._buf = bytearray()
         self._pos = 0
-        self._parts = []
-        self._text_parts = []
-        self._raw = []
+        self._parts = self._text_parts = self._raw = _NO_LIST
 
     def _parse(self) -> None:
         """Consume every complete header and every available payload byte in the buffer."""
@@ -406,10 +409,15 @@ class ServerConnection:
                     self._msg_opcode = opcode
                     self._msg_size = 0
                     if opcode == _TEXT:
+                        self._text_parts = []
                         if self._decoder is None:
                             self._decoder = _Utf8Decoder()
                         else:
                             self._decoder.reset()
+                    else:
+                        self._parts = []
+                if self._msg_opcode != _TEXT:
+                    self._raw = []
                 self._msg_size += length
                 pos = start
         finally:
@@ -430,7 +438,7 @@ class ServerConnection:
                     if take:
                         raw.append(bytes(view[pos : pos + take]))
                     self._parts.append(apply_mask_join(raw, self._mask))
-                    self._raw = []
+                    self._raw = _NO_LIST
                 else:
                     self._parts.append(apply_mask(view[pos : pos + take], self._mask))
         elif take:
@@ -477,12 +485,12 @@ class ServerConnection:
         if opcode == _TEXT:
             self._feed_text(b"", final=True)
             parts = self._text_parts
-            self._text_parts = []
+            self._text_parts = _NO_LIST
             if not self._close_sent:
                 self._events.append(TextMessage(parts[0] if len(parts) == 1 else "".join(parts)))
         else:
             chunks = self._parts
-            self._parts = []
+            self._parts = _NO_LIST
             if not self._close_sent:
                 self._events.append(
                     BinaryMessage(chunks[0] if len(chunks) == 1 else b"".join(chunks))

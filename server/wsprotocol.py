@@ -113,7 +113,8 @@ class WebSocketProtocol(asyncio.Protocol):
         )
         self.conn: ServerConnection | None = None
         self.phase = Phase.HANDSHAKE
-        self.pending = bytearray()
+        # Bytes that came before the accept: a bytearray once some do (most never do).
+        self.pending: bytes | bytearray = b""
         # A list, not a deque: it holds about Config.ws_max_queue items, and an empty deque
         # costs ~600 bytes per idle connection.
         self.queue: list[Any] = []
@@ -149,6 +150,8 @@ class WebSocketProtocol(asyncio.Protocol):
         for timer in self.timers.values():
             timer.cancel()
         self.timers.clear()
+        if self.state.keepalive is not None:
+            self.state.keepalive.discard(self)
         self.flow.resume_writing()
         if self.disconnect is None:
             self._mark(_LOST, 1006, "")
@@ -161,8 +164,11 @@ class WebSocketProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None:
-            self.pending += data
-            if len(self.pending) > MAX_PENDING_BEFORE_ACCEPT:
+            pending = self.pending
+            if type(pending) is bytes:
+                self.pending = pending = bytearray()
+            pending += data
+            if len(pending) > MAX_PENDING_BEFORE_ACCEPT:
                 self.pause_reading()
             return
         conn.receive_data(data)
@@ -424,12 +430,12 @@ class WebSocketProtocol(asyncio.Protocol):
         self.phase = Phase.OPEN
         self.conn = ServerConnection(max_message_size=self.config.ws_max_size)
         self._access("[accepted]", status=101)
-        if self.config.ws_ping_interval:
-            self._set_timer("ping", self.config.ws_ping_interval, self._keepalive)
+        if self.state.keepalive is not None:
+            self.state.keepalive.add(self)  # one shared timer, not one per connection
         self.resume_reading()
         if self.pending:
             data = bytes(self.pending)
-            self.pending.clear()
+            self.pending = b""
             self.data_received(data)
 
     def _start_denial(self, message: Message) -> None:
@@ -534,7 +540,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self.transport_closed:
             self.transport.abort()
 
-    def _keepalive(self) -> None:
+    def keepalive(self) -> None:
+        """Send the keepalive ping (`state.keepalive` calls this every --ws-ping-interval)."""
         conn = self.conn
         if conn is None or conn.state is not State.OPEN or self.transport_closed:
             return
@@ -543,7 +550,8 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.config.ws_ping_timeout and "pong" not in self.timers:
             # The oldest unanswered ping counts: later pings must not push the deadline back.
             self._set_timer("pong", self.config.ws_ping_timeout, self._ping_timeout)
-        self._set_timer("ping", self.config.ws_ping_interval or 0, self._keepalive)
+        assert self.state.keepalive is not None
+        self.state.keepalive.add(self)
 
     def _ping_timeout(self) -> None:
         conn = self.conn
