@@ -47,7 +47,11 @@ async def scope_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     view["extensions"] = scope.get("extensions")
     if isinstance(view.get("client"), (list, tuple)):
         view["client"] = [view["client"][0], "port"]
-    body = json.dumps(view, sort_keys=True, default=list)
+    await answer_json(scope, receive, send, json.dumps(view, sort_keys=True, default=list))
+
+
+async def answer_json(scope: dict[str, Any], receive: Any, send: Any, body: str) -> None:
+    """Send `body`: over HTTP as the response, over WebSocket as one text message."""
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})
@@ -338,12 +342,5 @@ async def client_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Answer with `{"client": scope["client"], "scheme": scope["scheme"]}` exactly (JSON)."""
     if scope["type"] == "lifespan":
         return
-    body = json.dumps({"client": scope["client"], "scheme": scope["scheme"]})
-    if scope["type"] == "websocket":
-        await receive()
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.send", "text": body})
-        await send({"type": "websocket.close", "code": 1000})
-    else:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": body.encode()})
+    await answer_json(scope, receive, send,
+                      json.dumps({"client": scope["client"], "scheme": scope["scheme"]}))
