@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +96,12 @@ def test_unavailable_server_is_reported_not_dropped(monkeypatch: pytest.MonkeyPa
     results = {"machine": report.machine(), **results}
     assert report.table(results).splitlines()[2] == (
         "| echo | ghost | unavailable: no_such_module_for_bench is not installed | | | | | |")
+
+
+def test_flood_rss_prints_its_figures() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.flood_rss", "bench.apps:echo", "/", "1"],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"bench\.apps:echo /: \d+\.\d MiB of pings sent; server RSS "
+                        r"\d+\.\d -> \d+\.\d MiB \([+-]\d+\.\d MiB\)\n", done.stdout), done.stdout
