@@ -4,9 +4,12 @@ This layer turns one frame into bytes and back. It knows nothing about connectio
 messages or state (that is `server.websocket`), and imports no asyncio, socket, time
 or clock: only the standard library and `server.errors`.
 
-Strategy: the per-frame hot path lives in `server.websocket`, which parses headers
-inline; this module gives it the precompiled `struct.Struct`s, `apply_mask` and
-`frame_header`, and gives tests a complete `Frame.parse`/`Frame.serialize` pair.
+Strategy: `read_header` is the one reader of RFC 6455 5.2 frame headers: the connection
+(`server.websocket`) calls it for every frame it receives, and `Frame.parse` (tests, tools)
+is built on it. It works on a buffer plus an offset (no copy), returns as soon as the
+length is known (so a size limit is checked before the mask and payload arrive), and
+raises `ProtocolError` for anything a header alone can break. Frames are built with
+`frame_header` (server frames are never masked) and unmasked with `apply_mask`.
 
 RFC 6455 5.2 base framing:
 
@@ -24,21 +27,33 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib
+import functools
 import struct
-from collections.abc import Callable
 
 from server.errors import InvalidUTF8, ProtocolError
+from server.masking import (
+    MaskFunction,
+    apply_mask,
+    apply_mask_c,
+    apply_mask_join,
+    apply_mask_join_py,
+    apply_mask_py,
+)
 
 __all__ = [
     "MAX_CONTROL_PAYLOAD",
     "CloseCode",
     "Frame",
     "Opcode",
+    "MaskFunction",
     "apply_mask",
     "apply_mask_c",
+    "apply_mask_join",
+    "apply_mask_join_py",
     "apply_mask_py",
     "frame_header",
+    "read_header",
+    "short_headers",
     "is_valid_close_code",
     "parse_close",
     "parse_frames",
@@ -129,75 +144,6 @@ def frame_header(opcode: int, length: int, fin: bool = True) -> bytes:
     if 65536 <= length <= MAX_PAYLOAD:
         return HEAD64.pack(b0, 127, length)
     raise ValueError(f"invalid payload length {length}")
-
-
-# 256 translation tables, one per mask byte value: _XOR_TABLES[k][b] == b ^ k (64 KiB).
-_IDENTITY = bytes(range(256))
-_XOR_TABLES = [
-    (int.from_bytes(_IDENTITY) ^ int.from_bytes(bytes((k,)) * 256)).to_bytes(256)
-    for k in range(256)
-]
-# Below this size the big-int XOR is faster; above it the four strided translates are
-# (measured: 32 B: 0.6 us vs 1.9 us; 64 KiB: 170 us vs 55 us, ~1.1 GB/s).
-_TRANSLATE_MIN = 512
-
-
-def apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
-    """XOR `data` with the 4-byte `mask` repeated (RFC 6455 5.3); masks and unmasks.
-
-    No per-byte Python loop. Small payloads: one big-integer XOR of the payload and the
-    repeated mask (byte order is irrelevant to XOR as long as both sides use the same
-    one). Large payloads: byte i is XORed with mask[i % 4], so each of the four strided
-    slices data[i::4] is translated through the table of mask[i], all in C.
-
-    Args:
-        data: the payload (or a chunk of it that starts at a multiple of 4 bytes into the
-            frame; rotate the mask for other offsets).
-        mask: exactly 4 bytes.
-
-    Returns:
-        The masked/unmasked bytes, same length as `data`.
-
-    Raises:
-        ValueError: a mask that is not 4 bytes.
-    """
-    if len(mask) != 4:
-        raise ValueError("mask must be 4 bytes")
-    n = len(data)
-    if n < _TRANSLATE_MIN:
-        q, r = divmod(n, 4)
-        key = mask * q + mask[:r] if r else mask * q
-        return (int.from_bytes(data) ^ int.from_bytes(key)).to_bytes(n)
-    out = bytearray(data)
-    tables = _XOR_TABLES
-    out[0::4] = out[0::4].translate(tables[mask[0]])
-    out[1::4] = out[1::4].translate(tables[mask[1]])
-    out[2::4] = out[2::4].translate(tables[mask[2]])
-    out[3::4] = out[3::4].translate(tables[mask[3]])
-    return bytes(out)
-
-
-MaskFunction = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
-try:
-    # server/_speedups.c, when built: the same function in C, 8 bytes per step.
-    apply_mask_c: MaskFunction | None = importlib.import_module("server._speedups").apply_mask
-except ImportError:
-    apply_mask_c = None
-apply_mask: MaskFunction = apply_mask_c or apply_mask_py
-
-
-def apply_mask_join_py(pieces: list[bytes], mask: bytes) -> bytes:
-    """`apply_mask(b"".join(pieces), mask)`: a frame's payload that came in several reads."""
-    return apply_mask(b"".join(pieces), mask)
-
-
-try:
-    # The C version XORs each piece straight into the result: no joined copy in between.
-    apply_mask_join: Callable[[list[bytes], bytes], bytes] = importlib.import_module(
-        "server._speedups"
-    ).apply_mask_join
-except (ImportError, AttributeError):
-    apply_mask_join = apply_mask_join_py
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -331,57 +277,128 @@ class Frame:
         return frame
 
 
-def parse_frame_at(data: bytes, pos: int) -> tuple[Frame, int]:
-    """Decode the complete frame at `data[pos:]`; return it and the offset after it.
+def read_header(
+    data: bytes | bytearray, pos: int, end: int, rsv_allowed: int = 0, mask_required: bool = True
+) -> tuple[int, int, int] | None:
+    """Read the frame header at `data[pos:end]`: the one place RFC 6455 5.2 is decoded.
+
+    Args:
+        data: the receive buffer; only `data[pos:end]` is read.
+        rsv_allowed: the RSV bits an extension negotiated (`RSV1` for RFC 7692); others
+            set fail the frame.
+        mask_required: fail an unmasked frame (a server reading a client, RFC 6455 5.1).
+
+    Returns:
+        None while the 2-10 bytes that carry the length are incomplete; else `(b0, length,
+        size)`: the first header byte (FIN, RSV, opcode), the payload length and the
+        header's size (2-14 bytes): the payload starts at `pos + size`, after the 4-byte
+        masking key when there is one. `pos + size` may be past `end` (the key has not
+        arrived yet): check before reading it.
 
     Raises:
-        ProtocolError: a malformed or truncated frame.
+        ProtocolError: reserved bits or opcode, a missing mask, a 64-bit length with its
+            top bit set, or a fragmented or over-long control frame.
     """
-    if len(data) - pos < 2:
-        raise ProtocolError("truncated frame header")
-    b0, b1 = data[pos], data[pos + 1]
+    if end - pos < 2:
+        return None
+    b0 = data[pos]
+    b1 = data[pos + 1]
+    # RFC 6455 5.2: "RSV1, RSV2, RSV3: ... MUST be 0 unless an extension is negotiated
+    # that defines meanings for non-zero values."
+    if b0 & 0x70 & ~rsv_allowed:
+        raise ProtocolError("reserved bits set")
     opcode = b0 & 0x0F
+    # RFC 6455 5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail
+    # the WebSocket Connection_."
     if not KNOWN_OPCODE[opcode]:
         raise ProtocolError(f"reserved opcode {opcode}")
+    # RFC 6455 5.1: "The server MUST close the connection upon receiving a frame that is
+    # not masked."
+    if mask_required and not b1 & MASK_BIT:
+        raise ProtocolError("frame not masked")
     length = b1 & 0x7F
-    pos += 2
-    if length == 126:
-        if len(data) - pos < 2:
-            raise ProtocolError("truncated frame header")
-        (length,) = U16.unpack_from(data, pos)
-        pos += 2
-    elif length == 127:
-        if len(data) - pos < 8:
-            raise ProtocolError("truncated frame header")
-        (length,) = U64.unpack_from(data, pos)
-        pos += 8
+    if length < 126:
+        size = 2
+    elif length == 126:
+        if end - pos < 4:
+            return None
+        (length,) = U16.unpack_from(data, pos + 2)
+        size = 4
+    else:
+        if end - pos < 10:
+            return None
+        (length,) = U64.unpack_from(data, pos + 2)
+        # RFC 6455 5.2: "the most significant bit MUST be 0".
         if length > MAX_PAYLOAD:
             raise ProtocolError("payload length with the most significant bit set")
+        size = 10
     if opcode >= 8:
+        # RFC 6455 5.5: "All control frames MUST have a payload length of 125 bytes or less
+        # and MUST NOT be fragmented."
         if not b0 & FIN:
             raise ProtocolError("fragmented control frame")
         if length > MAX_CONTROL_PAYLOAD:
             raise ProtocolError("control frame payload over 125 bytes")
-    mask: bytes | None = None
     if b1 & MASK_BIT:
-        if len(data) - pos < 4:
-            raise ProtocolError("truncated frame header")
-        mask = data[pos : pos + 4]
-        pos += 4
-    if len(data) - pos < length:
+        size += 4
+    return b0, length, size
+
+
+ShortHeaders = list[list[tuple[int, int, int] | None]]
+
+
+@functools.cache
+def short_headers(rsv_allowed: int = 0) -> ShortHeaders:
+    """`read_header`'s verdicts on the 2-byte headers of masked frames, precomputed.
+
+    `short_headers(r)[b0][b1]` is what `read_header(bytes((b0, b1)) + key, 0, 6, r)`
+    returns, or None where that raises or needs more bytes (16/64-bit lengths, reserved
+    bits or opcodes, unmasked or bad control frames): then call `read_header` itself. Two
+    list lookups instead of a call on every small frame; the rules are still only the
+    reader's. Rows of the first bytes that never qualify share one list of None.
+    """
+    nothing: list[tuple[int, int, int] | None] = [None] * 256
+    table: ShortHeaders = [nothing] * 256
+    for b0 in range(256):
+        row: list[tuple[int, int, int] | None] = [None] * 256
+        for b1 in range(MASK_BIT, MASK_BIT | 126):
+            try:
+                row[b1] = read_header(bytes((b0, b1)), 0, 2, rsv_allowed)
+            except ProtocolError:
+                pass
+        if any(row):
+            table[b0] = row
+    return table
+
+
+def parse_frame_at(data: bytes, pos: int) -> tuple[Frame, int]:
+    """Decode the complete frame (masked or not) at `data[pos:]`; return it and the offset
+    after it.
+
+    Raises:
+        ProtocolError: a malformed or truncated frame.
+    """
+    end = len(data)
+    header = read_header(data, pos, end, rsv_allowed=RSV1 | RSV2 | RSV3, mask_required=False)
+    if header is None or pos + header[2] > end:
+        raise ProtocolError("truncated frame header")
+    b0, length, size = header
+    start = pos + size
+    stop = start + length
+    if stop > end:
         raise ProtocolError("truncated frame payload")
-    payload = data[pos : pos + length]
-    if mask is not None:
-        payload = apply_mask(payload, mask)
+    payload = data[start:stop]
+    if data[pos + 1] & MASK_BIT:
+        payload = apply_mask(payload, data[start - 4 : start])
     frame = Frame(
-        Opcode(opcode),
+        Opcode(b0 & 0x0F),
         payload,
         fin=bool(b0 & FIN),
         rsv1=bool(b0 & RSV1),
         rsv2=bool(b0 & RSV2),
         rsv3=bool(b0 & RSV3),
     )
-    return frame, pos + length
+    return frame, stop
 
 
 def parse_frames(data: bytes | bytearray | memoryview) -> list[Frame]:

@@ -74,13 +74,6 @@ class Stats:
     close_codes: Counter[int] = field(default_factory=Counter)  # how each WebSocket ended
     write_pauses: int = 0
 
-    def add(self, traffic: Traffic) -> None:
-        """Fold a closed WebSocket's figures in."""
-        self.frames_in += traffic.frames_in
-        self.frames_out += traffic.frames_out
-        self.bytes_in += traffic.bytes_in
-        self.bytes_out += traffic.bytes_out
-
 
 class ServerState:
     """What every connection of one server shares: config, app, live connections, tasks."""

@@ -1,60 +1,68 @@
 """Sans-I/O RFC 6455 server connection: bytes in, events and bytes out.
 
-`ServerConnection` parses client frames into message, ping, pong and close events,
-enforces RFC 6455 (masking, reserved bits and opcodes, control frame rules,
-fragmentation order, UTF-8, size limits) and serializes what the server sends. It starts
-in OPEN: the HTTP upgrade is done elsewhere. It imports no asyncio, socket, time or
-clock; only the standard library, `server.errors` and `server.frames`. Timers, writes
-and closing TCP belong to the glue (`server.protocol`).
+`ServerConnection` holds one WebSocket's state and outbox. It reads frame headers with
+`server.frames.read_header` (the one copy of the RFC 6455 5.2 rules), hands data frames
+to `server.messages.MessageAssembler` (fragments, size limit, UTF-8), answers pings, and
+serializes what the server sends. It starts in OPEN: the HTTP upgrade is done elsewhere.
+It imports no asyncio, socket, time or clock; timers, writes and closing TCP belong to
+the glue (`server.wsprotocol`).
 
 Strategy:
 - Input is a `bytearray` plus a read offset; it is compacted once per `receive_data`
-  call (deleting from the front of a bytearray is O(1) in CPython), never per frame.
-- A complete, unfragmented frame takes a fast path: one unmask of the whole payload and
-  `bytes.decode()` for text (small masked frames are recognised from two header bytes).
-  Anything else (a fragment, a frame split across reads) takes the slow path. Text is
-  streamed: each available piece is unmasked with the mask rotated to its offset and
-  pushed through an incremental UTF-8 decoder, so invalid UTF-8 fails on the first bad
-  byte (Autobahn 6.4.x). Binary needs no validation: a split frame's masked pieces are
-  collected and unmasked once. Either way a message costs O(its size) however many
-  fragments carry it (pieces are joined once, at the end).
-- The size limit is checked from the frame header, before the payload is buffered.
+  call, never per frame.
+- A frame whose header, mask and whole payload are in the buffer, and that is a whole
+  uncompressed message, is unmasked in one call and decoded at once (`messages.complete`).
+  Anything else (a fragment, a frame split across reads) is streamed: text is unmasked
+  piece by piece (the mask rotated to the piece's offset) and decoded as it arrives;
+  binary (and compressed) frames that span reads keep their masked pieces and are
+  unmasked once, when the frame is complete.
+- Counters move only when a header is complete (mask included): a frame fed byte by
+  byte counts its payload once.
 - The core never writes a close frame on its own. A close frame from the peer gives
   `CloseReceived` and a protocol error gives `ConnectionFailed`, in stream order; either
   stops parsing (later input is discarded). The glue first delivers the messages before
-  it, lets the app's replies go out, then calls `send_close()` / `fail()`. That ordering
-  is what Autobahn calls STRICT. Pings are answered at once while the connection is OPEN.
+  it, lets the app's replies go out, then calls `send_close()` / `fail()` (what Autobahn
+  calls STRICT ordering). Pings are answered at once while the connection is OPEN.
+- Extension hooks (RFC 7692): a `decompressor` allows RSV1 on a message's first frame and
+  inflates it in the assembler; a `compressor` deflates each message sent and sets RSV1.
 """
 
 from __future__ import annotations
 
-import codecs
-import dataclasses
 import enum
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from server.config import DEFAULT_WS_MAX_SIZE
-from server.errors import InvalidState, InvalidUTF8, PayloadTooBig, ProtocolError
+from server.errors import InvalidState, ProtocolError
+from server.events import (
+    BinaryMessage,
+    CloseReceived,
+    ConnectionFailed,
+    Event,
+    PingReceived,
+    PongReceived,
+    TextMessage,
+)
 from server.frames import (
-    KNOWN_OPCODE,
     MAX_CONTROL_PAYLOAD,
-    U16,
-    U64,
+    RSV1,
     CloseCode,
     Opcode,
     apply_mask,
-    apply_mask_c,
     apply_mask_join,
     frame_header,
     is_valid_close_code,
     parse_close,
+    read_header,
     serialize_close,
+    short_headers,
 )
+from server.messages import Decompressor, MessageAssembler, complete
 
 __all__ = [
     "BinaryMessage",
     "CloseReceived",
+    "Compressor",
     "ConnectionFailed",
     "Event",
     "PingReceived",
@@ -77,55 +85,18 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TextMessage:
-    """A complete text message."""
+class Compressor(Protocol):
+    """Deflates one message's payload (RFC 7692 7.2.1), e.g. permessage-deflate's."""
 
-    data: str
+    def compress(self, data: bytes) -> bytes:
+        """Return the compressed payload of one message."""
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BinaryMessage:
-    """A complete binary message."""
-
-    data: bytes
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PingReceived:
-    """A ping; the pong is already queued in `data_to_send()` while OPEN."""
-
-    data: bytes
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PongReceived:
-    """A pong (an answer to our ping, or unsolicited)."""
-
-    data: bytes
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CloseReceived:
-    """A valid close frame from the peer; `code` is 1005 when it carried no status."""
-
-    code: int
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConnectionFailed:
-    """The peer broke the protocol (or dropped TCP: 1006); answer with `fail(code)`."""
-
-    code: int
-    reason: str
-
-
-Event = TextMessage | BinaryMessage | PingReceived | PongReceived | CloseReceived | ConnectionFailed
 
 # Payloads up to this size are sent as one buffer (header + payload); larger ones as
 # two list items so the payload is never copied to prepend a header.
 _JOIN_LIMIT = 1024
+# Below this size a payload slice is cheaper to copy than to view (memoryview set-up).
+_VIEW_MIN = 1024
 _MAX_REASON = MAX_CONTROL_PAYLOAD - 2
 _UNSENDABLE = frozenset({CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, 1015})
 _TEXT = Opcode.TEXT.value
@@ -136,11 +107,7 @@ _SMALL_BINARY_HEADER = [bytes((0x80 | _BINARY, n)) for n in range(126)]
 _CLOSE = Opcode.CLOSE.value
 _PING = Opcode.PING.value
 _PONG_B0 = 0x80 | Opcode.PONG.value
-_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
-_NO_LIST: Any = ()  # stands for a list not made yet (see ServerConnection.__init__)
-# Slot setters: they bypass the frozen dataclass __setattr__ (see the fast path).
-_set_text: Callable[[TextMessage, str], None] = TextMessage.__dict__["data"].__set__
-_set_binary: Callable[[BinaryMessage, bytes], None] = BinaryMessage.__dict__["data"].__set__
+_NO_LIST: Any = ()  # stands for a list not made yet (idle memory per connection)
 
 
 class ServerConnection:
@@ -149,22 +116,37 @@ class ServerConnection:
     Args:
         max_message_size: largest message accepted, in bytes (None: no limit); a larger
             one fails the connection with 1009 as soon as a frame header announces it.
+        compressor, decompressor: a negotiated compression extension (RFC 7692).
     """
 
     # Slots: one of these lives as long as each WebSocket (idle memory per connection).
     __slots__ = (
-        "_buf", "_close_rcvd", "_close_sent", "_decoder", "_eof", "_events", "_failed", "_fin",
-        "_left", "_mask", "_msg_opcode", "_msg_size", "_offset", "_out", "_parsing", "_parts",
-        "_pos", "_raw", "_text_parts", "bytes_in", "bytes_out", "close_code", "close_reason",
-        "max_message_size", "state",
+        "_buf", "_close_rcvd", "_close_sent", "_compressor", "_decompressor", "_eof", "_events",
+        "_failed", "_max_size",
+        "_fin", "_left", "_mask", "_messages", "_offset", "_out", "_parsing", "_pos", "_raw",
+        "_rsv_allowed", "_short", "bytes_in", "bytes_out", "close_code", "close_reason",
+        "messages_in", "messages_out", "state",
     )
 
-    def __init__(self, max_message_size: int | None = DEFAULT_WS_MAX_SIZE) -> None:
-        self.max_message_size = max_message_size
+    def __init__(
+        self,
+        max_message_size: int | None = DEFAULT_WS_MAX_SIZE,
+        *,
+        compressor: Compressor | None = None,
+        decompressor: Decompressor | None = None,
+    ) -> None:
         self.state = State.OPEN
         #: The peer's close code and reason, once its close frame was received.
         self.close_code: int | None = None
         self.close_reason: str | None = None
+        self._max_size = max_message_size
+        self._decompressor = decompressor
+        # Made for the first frame that is not a whole message (most connections never
+        # see one): an idle connection holds no assembler.
+        self._messages: MessageAssembler | None = None
+        self._compressor = compressor
+        self._rsv_allowed = RSV1 if decompressor is not None else 0
+        self._short = short_headers(self._rsv_allowed)  # shared by every connection
         self._buf = bytearray()
         self._pos = 0
         self._events: list[Event] = []
@@ -179,21 +161,19 @@ class ServerConnection:
         self._mask = b""
         self._offset = 0
         self._fin = True
-        # The fragmented or streamed message in progress (_msg_opcode 0: none).
-        self._msg_opcode = 0
-        self._msg_size = 0
-        # Made when a streamed message (or binary frame) begins; until then a shared empty
-        # tuple, so an idle connection holds no lists (appending to it would be our bug,
-        # which receive_data turns into 1011).
-        self._parts: list[bytes] = _NO_LIST
-        self._text_parts: list[str] = _NO_LIST
-        self._raw: list[bytes] = _NO_LIST  # masked pieces of the binary frame being collected
-        # Made for the first text message that is fragmented or split across reads; whole
-        # small messages never need one (and most connections never do).
-        self._decoder: codecs.IncrementalDecoder | None = None
-        #: Payload bytes of the data frames received and sent (for the server's figures).
+        # Masked pieces of the frame being collected: made when such a frame begins; until
+        # then a shared empty tuple, so an idle connection holds no list.
+        self._raw: list[bytes] = _NO_LIST
+        #: Data messages received / sent, and the payload bytes of their frames on the wire.
+        self.messages_in = 0
+        self.messages_out = 0
         self.bytes_in = 0
         self.bytes_out = 0
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The size limit of received messages (None: no limit)."""
+        return self._max_size
 
     # ------------------------------------------------------------------ input
 
@@ -202,8 +182,8 @@ class ServerConnection:
         if not self._parsing:
             return
         if self._raw and not self._buf and len(data) <= self._left:
-            # Inside a large binary frame with nothing else buffered: keep the piece
-            # as is, no copy into the buffer (it is unmasked with the rest, once).
+            # Inside a large frame with nothing else buffered: keep the piece as is, no
+            # copy into the buffer (it is unmasked with the rest, once).
             self._raw.append(data if type(data) is bytes else bytes(data))
             self._left -= len(data)
             if self._left:
@@ -259,21 +239,19 @@ class ServerConnection:
         self._parsing = False
         self._buf = bytearray()
         self._pos = 0
-        self._parts = self._text_parts = self._raw = _NO_LIST
+        self._raw = _NO_LIST
+        if self._messages is not None:
+            self._messages.reset()
 
     def _parse(self) -> None:
         """Consume every complete header and every available payload byte in the buffer."""
         buf = self._buf
         pos = self._pos
         end = len(buf)
-        events = self._events
-        append = events.append
-        max_size = self.max_message_size
-        # Fast path for small frames needs no size check when the limit is >= 125 bytes.
-        small_ok = max_size is None or max_size >= MAX_CONTROL_PAYLOAD
-        from_bytes = int.from_bytes
-        c_mask = apply_mask_c
-        new = object.__new__
+        messages = self._messages
+        max_size = self._max_size
+        rsv_allowed = self._rsv_allowed
+        short = self._short
         try:
             while True:
                 if self._left >= 0:
@@ -281,144 +259,64 @@ class ServerConnection:
                     if self._left >= 0 or not self._parsing:
                         return
                     continue
-                avail = end - pos
-                if avail < 2:
+                if end - pos < 2:
                     return
-                b0 = buf[pos]
-                b1 = buf[pos + 1]
-                # Fastest path (chat traffic): a complete, masked, unfragmented text or
-                # binary frame under 126 bytes, no message in progress. One test of b0
-                # (FIN, no RSV, opcode 1/2) and b1 (MASK, 7-bit length) covers every
-                # rule that applies to it. Without the C speedup the XOR is inlined
-                # (big-endian from_bytes without arguments is the cheapest call). The
-                # event is built with object.__new__ + the slot's setter, skipping the
-                # frozen dataclass __init__. Measured per 32-byte frame: ~0.9 us
-                # (0.55 us with C) instead of ~2.5 us for the general path.
-                if (b0 == 0x81 or b0 == 0x82) and b1 >= 0x80 and b1 != 0xFE and b1 != 0xFF:
-                    length = b1 - 0x80
-                    start = pos + 6
-                    stop = start + length
-                    if stop <= end and small_ok and not self._msg_opcode:
-                        self.bytes_in += length
-                        if c_mask is not None:
-                            payload = c_mask(buf[start:stop], buf[pos + 2 : start])
-                        else:
-                            payload = (
-                                from_bytes(buf[start:stop])
-                                ^ from_bytes((buf[pos + 2 : start] * 32)[:length])
-                            ).to_bytes(length)
-                        pos = stop
-                        if self._close_sent:
-                            continue  # after our close, data is ignored
-                        event: Event
-                        if b0 == 0x81:
-                            try:
-                                text = payload.decode()
-                            except UnicodeDecodeError:
-                                raise InvalidUTF8("invalid UTF-8 in text message") from None
-                            event = new(TextMessage)
-                            _set_text(event, text)
-                        else:
-                            event = new(BinaryMessage)
-                            _set_binary(event, payload)
-                        append(event)
-                        continue
+                header = short[buf[pos]][buf[pos + 1]]
+                if header is None:
+                    header = read_header(buf, pos, end, rsv_allowed)
+                    if header is None:
+                        return
+                b0, length, start = header
+                start += pos
                 opcode = b0 & 0x0F
-                # RFC 6455 5.2: "RSV1, RSV2, RSV3: ... MUST be 0 unless an extension is
-                # negotiated that defines meanings for non-zero values."
-                if b0 & 0x70:
-                    raise ProtocolError("reserved bits set")
-                # RFC 6455 5.2: "If an unknown opcode is received, the receiving endpoint
-                # MUST _Fail the WebSocket Connection_."
-                if not KNOWN_OPCODE[opcode]:
-                    raise ProtocolError(f"reserved opcode {opcode}")
-                # RFC 6455 5.1: "The server MUST close the connection upon receiving a
-                # frame that is not masked."
-                if not b1 & 0x80:
-                    raise ProtocolError("frame not masked")
-                length = b1 & 0x7F
-                if length < 126:
-                    hlen = 6
-                elif length == 126:
-                    hlen = 8
-                    if avail < 4:
-                        return
-                    (length,) = U16.unpack_from(buf, pos + 2)
-                else:
-                    hlen = 14
-                    if avail < 10:
-                        return
-                    (length,) = U64.unpack_from(buf, pos + 2)
-                    # RFC 6455 5.2: "the most significant bit MUST be 0".
-                    if length >> 63:
-                        raise ProtocolError("payload length with the most significant bit set")
-                fin = b0 & 0x80
+                stop = start + length
                 if opcode >= 8:
-                    # RFC 6455 5.5: "All control frames MUST have a payload length of 125
-                    # bytes or less and MUST NOT be fragmented."
-                    if not fin:
-                        raise ProtocolError("fragmented control frame")
-                    if length > MAX_CONTROL_PAYLOAD:
-                        raise ProtocolError("control frame payload over 125 bytes")
-                    if avail < hlen + length:
+                    if b0 & 0x70:
+                        # RFC 7692 6.1: the compression bit is never set on a control frame.
+                        raise ProtocolError("reserved bits set")
+                    if stop > end:
                         return  # control frames are small: wait for the whole frame
-                    start = pos + hlen
-                    pos = start + length
-                    payload = apply_mask(buf[start:pos], bytes(buf[start - 4 : start]))
+                    payload = apply_mask(buf[start:stop], bytes(buf[start - 4 : start]))
+                    pos = stop
                     if not self._control(opcode, payload):
                         return
                     continue
-                # RFC 6455 5.4: a continuation needs a message in progress, and "the
-                # fragments of one message MUST NOT be interleaved" with another.
-                if opcode == 0:
-                    if not self._msg_opcode:
-                        raise ProtocolError("continuation frame without a message")
-                elif self._msg_opcode:
-                    raise ProtocolError("new message before the previous one finished")
-                if max_size is not None and self._msg_size + length > max_size:
-                    raise PayloadTooBig(f"message over {max_size} bytes")
-                self.bytes_in += length
-                start = pos + hlen
-                if fin and opcode and avail >= hlen + length:
-                    # Fast path: a whole unfragmented message is in the buffer.
-                    pos = start + length
-                    # A memoryview slice: the C apply_mask reads the buffer in place.
-                    with memoryview(buf) as view:
-                        payload = apply_mask(view[start:pos], buf[start - 4 : start])
+                rsv1 = b0 & RSV1
+                if (
+                    stop <= end and b0 & 0x80 and opcode and not rsv1
+                    and (messages is None or not messages.opcode)
+                    and (max_size is None or length <= max_size)
+                ):
+                    # A whole unfragmented message is in the buffer (most traffic): a first
+                    # frame, no message in progress, within the limit, so the assembler's
+                    # `check` has nothing to refuse and no state to keep.
+                    self.bytes_in += length
+                    pos = stop
+                    if length < _VIEW_MIN:
+                        payload = apply_mask(buf[start:stop], buf[start - 4 : start])
+                    else:
+                        with memoryview(buf) as view:  # the C apply_mask reads it in place
+                            payload = apply_mask(view[start:stop], buf[start - 4 : start])
                     if self._close_sent:
                         continue  # after our close, data is ignored
-                    if opcode == _TEXT:
-                        try:
-                            events.append(TextMessage(payload.decode()))
-                        except UnicodeDecodeError:
-                            raise InvalidUTF8("invalid UTF-8 in text message") from None
-                    else:
-                        events.append(BinaryMessage(payload))
+                    self._events.append(complete(opcode, payload))
+                    self.messages_in += 1
                     continue
-                if avail < hlen:
-                    return
-                # Slow path: a fragment, or a frame split across reads. Text is unmasked
-                # and decoded as it arrives (bad UTF-8 fails on the first bad byte);
-                # binary needs no validation, so its raw pieces are collected and
-                # unmasked once, when the frame is complete.
+                if messages is None:
+                    messages = self._messages = MessageAssembler(max_size, self._decompressor)
+                # RFC 6455 5.4 ordering and the size limit, before the payload arrives.
+                messages.check(opcode, length, rsv1 != 0)
+                if start > end:
+                    return  # the masking key has not arrived yet
+                self.bytes_in += length
+                # A fragment, or a frame split across reads: stream its payload.
+                messages.begin(opcode, length, rsv1 != 0)
+                if not messages.streams_text:
+                    self._raw = []
                 self._mask = bytes(buf[start - 4 : start])
                 self._left = length
                 self._offset = 0
-                self._fin = bool(fin)
-                if opcode:
-                    self._msg_opcode = opcode
-                    self._msg_size = 0
-                    if opcode == _TEXT:
-                        self._text_parts = []
-                        if self._decoder is None:
-                            self._decoder = _Utf8Decoder()
-                        else:
-                            self._decoder.reset()
-                    else:
-                        self._parts = []
-                if self._msg_opcode != _TEXT:
-                    self._raw = []
-                self._msg_size += length
+                self._fin = b0 & 0x80 != 0
                 pos = start
         finally:
             self._pos = pos
@@ -426,21 +324,25 @@ class ServerConnection:
     def _stream_payload(self, pos: int) -> int:
         """Consume the available payload of the streamed data frame; return the new offset."""
         buf = self._buf
-        take = min(len(buf) - pos, self._left)
+        left = self._left
+        take = min(len(buf) - pos, left)
+        messages = self._messages
+        assert messages is not None  # made when the frame began
         # Memoryviews are released before the buffer is resized (a live export forbids it).
-        if self._msg_opcode != _TEXT:
+        if not messages.streams_text:
             raw = self._raw
             with memoryview(buf) as view:
-                if take < self._left:
+                if take < left:
                     if take:
                         raw.append(bytes(view[pos : pos + take]))
                 elif raw:
                     if take:
                         raw.append(bytes(view[pos : pos + take]))
-                    self._parts.append(apply_mask_join(raw, self._mask))
+                    messages.feed(apply_mask_join(raw, self._mask))
                     self._raw = _NO_LIST
                 else:
-                    self._parts.append(apply_mask(view[pos : pos + take], self._mask))
+                    messages.feed(apply_mask(view[pos : pos + take], self._mask))
+                    self._raw = _NO_LIST
         elif take:
             mask = self._mask
             rot = self._offset & 3
@@ -450,51 +352,18 @@ class ServerConnection:
             with memoryview(buf) as view:
                 chunk = apply_mask(view[pos : pos + take], mask)
             self._offset += take
-            self._feed_text(chunk, final=False)
+            messages.feed(chunk)
         pos += take
-        self._left -= take
-        if self._left:
+        self._left = left = left - take
+        if left:
             return pos
         self._left = -1
         if self._fin:
-            self._end_message()
+            message = messages.finish()
+            if not self._close_sent:  # after our close, data is ignored
+                self._events.append(message)
+                self.messages_in += 1
         return pos
-
-    def _feed_text(self, chunk: bytes, final: bool) -> None:
-        """Decode a piece of a text message; raise InvalidUTF8 on the first bad byte."""
-        decoder = self._decoder
-        assert decoder is not None  # made when the text message began
-        try:
-            text = decoder.decode(chunk, final)
-        except UnicodeDecodeError:
-            raise InvalidUTF8("invalid UTF-8 in text message") from None
-        if text:
-            self._text_parts.append(text)
-        if not final:
-            pending = decoder.getstate()[0]
-            # CPython's decoder rejects most bad prefixes at once, but waits for the
-            # third byte of ED A0..BF (a UTF-16 surrogate, invalid in UTF-8, RFC 3629 4).
-            if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                raise InvalidUTF8("invalid UTF-8 in text message")
-
-    def _end_message(self) -> None:
-        """The final fragment is in: emit the message and reset the message state."""
-        opcode = self._msg_opcode
-        self._msg_opcode = 0
-        self._msg_size = 0
-        if opcode == _TEXT:
-            self._feed_text(b"", final=True)
-            parts = self._text_parts
-            self._text_parts = _NO_LIST
-            if not self._close_sent:
-                self._events.append(TextMessage(parts[0] if len(parts) == 1 else "".join(parts)))
-        else:
-            chunks = self._parts
-            self._parts = _NO_LIST
-            if not self._close_sent:
-                self._events.append(
-                    BinaryMessage(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-                )
 
     def _control(self, opcode: int, payload: bytes) -> bool:
         """Handle a control frame; return False when parsing must stop (a close)."""
@@ -528,6 +397,10 @@ class ServerConnection:
             raise InvalidState(f"cannot send in state {self.state.name}")
 
     def _send(self, opcode: int, payload: bytes) -> None:
+        compressor = self._compressor
+        if compressor is not None:
+            payload = compressor.compress(payload)
+            opcode |= RSV1  # RFC 7692 6: "Per-Message Compressed" on the (only) frame
         self.bytes_out += len(payload)
         header = frame_header(opcode, len(payload))
         if len(payload) <= _JOIN_LIMIT:
@@ -546,7 +419,8 @@ class ServerConnection:
             raise InvalidState(f"cannot send in state {self.state.name}")
         payload = data.encode()
         n = len(payload)
-        if n < 126:
+        self.messages_out += 1
+        if n < 126 and self._compressor is None:
             # Fast path (chat traffic): one precomputed header, one concatenation.
             self.bytes_out += n
             self._out.append(_SMALL_TEXT_HEADER[n] + payload)
@@ -564,7 +438,8 @@ class ServerConnection:
             raise InvalidState(f"cannot send in state {self.state.name}")
         payload = data if type(data) is bytes else bytes(data)
         n = len(payload)
-        if n < 126:
+        self.messages_out += 1
+        if n < 126 and self._compressor is None:
             self.bytes_out += n
             self._out.append(_SMALL_BINARY_HEADER[n] + payload)
         else:
@@ -635,6 +510,9 @@ class ServerConnection:
             self._parsing = False
             self._buf = bytearray()
             self._pos = 0
+            self._raw = _NO_LIST
+            if self._messages is not None:
+                self._messages.reset()
         self._failed = True
         if not (self._close_sent or self._eof or code in _UNSENDABLE):
             payload = serialize_close(code, _truncate_reason(reason))

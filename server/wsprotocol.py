@@ -75,7 +75,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # scope and the app's task; the bench's idle scenario measures the sum per connection.
     __slots__ = (
         "_denial_head", "config", "conn", "connect_sent",
-        "disconnect", "flow", "flush_pending", "frames_in", "frames_out", "handshake", "loop",
+        "disconnect", "flow", "flush_pending", "handshake", "loop",
         "max_queue", "pending", "pending_answer", "phase", "queue", "read_paused",
         "replies_blocked", "request",
         "response_writer", "scope", "started", "state", "stats", "timers",
@@ -133,8 +133,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.write_pass = -1  # the ServerState.write_pass of our last direct write
         self.stats = state.stats
         self.started = time.perf_counter()  # uvloop's loop.time() has only ms resolution
-        # This connection's share of the server's figures (for its access log line).
-        self.frames_in = self.frames_out = 0
         self.unflushed = 0  # about how many bytes wait there
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -183,10 +181,8 @@ class WebSocketProtocol(asyncio.Protocol):
         for event in conn.events_received():
             # `type(x) is C`, not isinstance: exact and cheapest; mypy narrows it too.
             if type(event) is TextMessage:
-                self.frames_in += 1
                 self._deliver({"type": "websocket.receive", "text": event.data})
             elif type(event) is BinaryMessage:
-                self.frames_in += 1
                 self._deliver({"type": "websocket.receive", "bytes": event.data})
             elif type(event) is PongReceived:
                 self._cancel_timer("pong")
@@ -210,6 +206,16 @@ class WebSocketProtocol(asyncio.Protocol):
             self.replies_blocked = False
             if len(self.queue) < self.max_queue // 2:  # else receive() resumes, as usual
                 self.resume_reading()
+
+    @property
+    def frames_in(self) -> int:
+        """Data messages received (text/binary)."""
+        return self.conn.messages_in if self.conn is not None else 0
+
+    @property
+    def frames_out(self) -> int:
+        """Data messages sent."""
+        return self.conn.messages_out if self.conn is not None else 0
 
     @property
     def bytes_in(self) -> int:
@@ -361,7 +367,6 @@ class WebSocketProtocol(asyncio.Protocol):
                         raise RuntimeError("websocket.send needs 'text' or 'bytes'")
                     conn.send_binary(data)
                     size = len(data)
-                self.frames_out += 1
                 state = self.state
                 if self.write_pass != state.write_pass:
                     # The first frame of a loop pass goes out at once (lowest latency: a
@@ -603,7 +608,12 @@ class WebSocketProtocol(asyncio.Protocol):
         """Count and log how an accepted WebSocket ended (once, when TCP has closed)."""
         stats = self.stats
         stats.close_codes[code] += 1
-        stats.add(self.traffic())
+        conn = self.conn
+        if conn is not None:
+            stats.frames_in += conn.messages_in
+            stats.frames_out += conn.messages_out
+            stats.bytes_in += conn.bytes_in
+            stats.bytes_out += conn.bytes_out
         if not access_log.isEnabledFor(logging.INFO):
             return  # --no-access-log: no line to format, per connection
         self._access(

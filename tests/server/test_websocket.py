@@ -11,7 +11,7 @@ from wsproto.connection import ConnectionType
 
 import server.websocket
 from server.errors import InvalidState
-from server.frames import Frame, Opcode, apply_mask_py
+from server.frames import Frame, Opcode, apply_mask_join_py, apply_mask_py
 from server.websocket import (
     BinaryMessage,
     CloseReceived,
@@ -493,8 +493,8 @@ def test_every_split_point_gives_the_same_events(
     speedups: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not speedups:  # the same parser with the pure-Python masking paths
-        monkeypatch.setattr(server.websocket, "apply_mask_c", None)
         monkeypatch.setattr(server.websocket, "apply_mask", apply_mask_py)
+        monkeypatch.setattr(server.websocket, "apply_mask_join", apply_mask_join_py)
     for cuts in split_points(STREAM + b"trailing junk"):
         assert run(STREAM + b"trailing junk", cuts) == (STREAM_EVENTS, b"\x8a\x04ping")
 
