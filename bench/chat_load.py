@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,20 +95,30 @@ async def client(addr: str, index: int, rooms: int, window: int, stats: Stats,
                 await say()
 
 
-async def run(addr: str, clients: int, rooms: int, window: int, warmup: float,
-              duration: float) -> dict[str, Any]:
+async def run(addr: str | Sequence[str], clients: int, rooms: int, window: int, warmup: float,
+              duration: float, on_window: Callable[[bool], None] | None = None
+              ) -> dict[str, Any]:
+    """Measure one chat; with several addresses (processes of one chat sharing Redis), client
+    i connects to address (i // rooms) % N, so every room has members on every process.
+    `on_window(True/False)` is called when the measured window opens and closes."""
+    addrs = [addr] if isinstance(addr, str) else list(addr)
     stats, stop = Stats(), asyncio.Event()
     ready = asyncio.Barrier(clients + 1)
-    tasks = [asyncio.create_task(client(addr, i, rooms, window, stats, stop, ready))
+    tasks = [asyncio.create_task(client(addrs[(i // rooms) % len(addrs)], i, rooms, window,
+                                        stats, stop, ready))
              for i in range(clients)]
     async with asyncio.timeout(60):
         await ready.wait()
     await asyncio.sleep(warmup)
     stats.measuring = True
+    if on_window is not None:
+        on_window(True)
     started = time.perf_counter()
     await asyncio.sleep(duration)
     stats.measuring = False
     elapsed = time.perf_counter() - started
+    if on_window is not None:
+        on_window(False)
     stop.set()
     done, pending = await asyncio.wait(tasks, timeout=10)
     for task in pending:

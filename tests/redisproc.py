@@ -30,9 +30,11 @@ def redis_server_binary() -> str:
 class RedisServer:
     """One redis-server process on 127.0.0.1:`port` keeping its files in `directory`."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None,
+                 appendfsync: str = "always") -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +45,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "always",
+             "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", self.appendfsync,
              "--save", "", "--protected-mode", "yes", "--daemonize", "no",
              "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

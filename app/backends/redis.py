@@ -45,14 +45,13 @@ from redis.exceptions import AuthenticationError, NoScriptError, RedisError, Res
 from app.backends import redis_lua as lua
 from app.backends.base import (
     JOIN_HISTORY,
-    REF_WINDOW,
     SINCE_LIMIT,
     Backend,
     JoinResult,
     Unavailable,
-    refuse_say,
 )
 from app.backends.redis_room import Room, Seat, parse_id
+from app.backends.redis_says import Say, Writer, decode_message, stored
 from app.messages import Joined, StoredMessage, encode, utc_now
 from app.metrics import Metrics
 from app.rooms import Member
@@ -61,7 +60,6 @@ __all__ = ["RedisBackend"]
 
 log = logging.getLogger("app.redis")
 
-MAX_BATCH: Final = 256  # says per pipeline
 BUS_LIMIT: Final = 10_000  # bus entries kept per room: how far a reader may fall behind
 BLOCK_MS: Final = 5000  # XREAD BLOCK; the reader's socket timeout is longer
 COMMAND_TIMEOUT: Final = 5.0
@@ -72,24 +70,6 @@ MAX_ID: Final = 2**63 - 1  # Redis stream ids are 64-bit
 
 Errors = (RedisError, OSError)
 
-_message = msgspec.json.Decoder(tuple[str, str, str, Any])
-
-
-class _Say:
-    __slots__ = ("member", "room", "ref", "token", "payload", "refkey", "done")
-
-    def __init__(self, member: Member | None, room: Room, ref: Any, token: bytes,
-                 payload: bytes, refkey: bytes, done: asyncio.Future[StoredMessage | None]
-                 ) -> None:
-        self.member, self.room, self.ref, self.token = member, room, ref, token
-        self.payload, self.refkey, self.done = payload, refkey, done
-
-
-def _stored(room: str, raw: bytes) -> StoredMessage:
-    """SAY's "<id> <m>" for a repeated ref."""
-    ident, _, payload = raw.partition(b" ")
-    nick, text, ts, ref = _message.decode(payload)
-    return StoredMessage(int(ident), room, nick, text, ts, ref)
 
 
 class RedisBackend(Backend):
@@ -115,8 +95,7 @@ class RedisBackend(Backend):
         self._serial = itertools.count(1)
         self._rooms: dict[str, Room] = {}
         self._by_bus: dict[bytes, Room] = {}
-        self._ops: dict[bytes, _Say] = {}  # author token -> say awaiting its delivery
-        self._queue: asyncio.Queue[_Say | None] = asyncio.Queue()
+        self._ops: dict[bytes, Say] = {}  # author token -> say awaiting its delivery
         self._orphans: list[tuple[str, bytes, bytes]] = []  # leaves Redis has not seen yet
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -142,17 +121,16 @@ class RedisBackend(Backend):
             # Redis may come up after the app (containers): serve, answer `unavailable`.
             log.warning("Redis unreachable at start-up (%s); retrying", type(exc).__name__)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._write()), loop.create_task(self._read()),
-                       loop.create_task(self._heartbeat())]
+        self._writer = Writer(self._redis, self._history_limit, BUS_LIMIT, self._metrics,
+                              self._settle)
+        self._tasks = [loop.create_task(self._read()), loop.create_task(self._heartbeat())]
 
     async def close(self) -> None:
         if self._closing:
             return
         self._closing = True
-        self._queue.put_nowait(None)
-        others = self._tasks[1:]
-        if self._tasks:
-            await asyncio.gather(self._tasks[0], return_exceptions=True)
+        await self._writer.close()  # serves every say queued before
+        others = self._tasks
         # Stored messages come back through the reader: let their acknowledgements out.
         try:
             async with asyncio.timeout(CLOSE_WAIT):
@@ -192,7 +170,7 @@ class RedisBackend(Backend):
     def _presence(self, event: str, seat: Seat, line: str | None) -> bytes:
         return msgspec.json.encode({"e": event, "n": seat.nick, "k": seat.key, "l": line})
 
-    def _settle(self, op: _Say, message: StoredMessage | None) -> None:
+    def _settle(self, op: Say, message: StoredMessage | None) -> None:
         self._ops.pop(op.token, None)
         if not op.done.done():
             op.done.set_result(message)
@@ -215,71 +193,12 @@ class RedisBackend(Backend):
             return done
         token = f"{self.proc}:{next(self._serial)}".encode()
         refkey = b"" if ref is None else msgspec.json.encode([nick, ref])
-        op = _Say(member, state, ref, token,
+        op = Say(member, state, ref, token,
                   msgspec.json.encode([nick, text, utc_now(), ref]), refkey, done)
         state.ops += 1
         self._ops[token] = op
-        self._queue.put_nowait(op)
+        self._writer.put(op)
         return done
-
-    async def _write(self) -> None:
-        queue = self._queue
-        while True:
-            batch = [await queue.get()]
-            while not queue.empty() and len(batch) < MAX_BATCH:
-                batch.append(queue.get_nowait())
-            ops = [op for op in batch if op is not None]
-            if ops:
-                try:
-                    await self._store(ops, reload=True)
-                except Exception:  # a bug: answer everyone rather than wedge the pipeline
-                    log.exception("chat pipeline failed on a batch")
-                    for op in ops:
-                        if not op.done.done():
-                            self._refuse(op, "internal")
-            if None in batch:
-                return
-
-    def _refuse(self, op: _Say, code: str) -> None:
-        refuse_say(op.member, code, op.ref)
-        self._settle(op, None)
-
-    async def _store(self, ops: list[_Say], reload: bool) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        limits = (self._history_limit, BUS_LIMIT, REF_WINDOW)
-        for op in ops:
-            k = op.room.keys
-            pipe.evalsha(lua.SAY.sha, 5, k["hist"], k["bus"], k["refs"], k["reforder"],
-                         k["seq"], op.payload, op.refkey, op.token, *limits)
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except Errors as exc:
-            log.warning("Redis unavailable, %d messages not stored: %s", len(ops), exc)
-            for op in ops:
-                self._refuse(op, "unavailable")
-            return
-        again = []
-        for op, result in zip(ops, results, strict=True):
-            if isinstance(result, NoScriptError) and reload:
-                again.append(op)
-            elif isinstance(result, Exception):
-                log.error("could not store a chat message: %s", result)
-                self._refuse(op, "internal")
-            elif result[0] == 0:  # a ref seen before: the original, not a second copy
-                original = _stored(op.room.name, result[1])
-                if op.member is not None and not op.member.closing:
-                    op.member.put(original.ack())
-                self._settle(op, original)
-            else:  # stored: the reader delivers it (and settles `op`) in the room's order
-                self._metrics.messages.inc()
-        if again:
-            try:
-                await self._redis.script_load(lua.SAY.source)
-            except Errors:
-                for op in again:
-                    self._refuse(op, "unavailable")
-                return
-            await self._store(again, reload=False)
 
     # -- join / leave -----------------------------------------------------------------------
 
@@ -345,7 +264,7 @@ class RedisBackend(Backend):
             return JoinResult("unavailable")
         members = [n.decode() for n in nicks]
         if member.mode == "v1":
-            history = [_stored(room, flat[i].partition(b"-")[0] + b" " + flat[i + 1]).out()
+            history = [stored(room, flat[i].partition(b"-")[0] + b" " + flat[i + 1]).out()
                        for i in range(0, len(flat), 2)]
             member.put(encode(Joined(room=room, nick=nick, members=members, history=history,
                                      truncated=bool(truncated))))
@@ -380,7 +299,7 @@ class RedisBackend(Backend):
         except Errors as exc:
             raise Unavailable(str(exc)) from exc
         entries.reverse()
-        return [_stored(room, ident.partition(b"-")[0] + b" " + fields[b"m"])
+        return [stored(room, ident.partition(b"-")[0] + b" " + fields[b"m"])
                 for ident, fields in entries]
 
     def room_count(self) -> int:
@@ -392,7 +311,7 @@ class RedisBackend(Backend):
         """Hand one bus entry to the room's local members (called in bus order)."""
         raw = fields.get(b"m")
         if raw is not None:
-            nick, text, ts, ref = _message.decode(raw)
+            nick, text, ts, ref = decode_message(raw)
             op = self._ops.get(fields.get(b"a", b""))
             message = StoredMessage(parse_id(ident)[0], room.name, nick, text, ts, ref)
             room.publish(message, op.member if op is not None else None)
@@ -414,23 +333,25 @@ class RedisBackend(Backend):
             streams[self._wake_key] = wake_last
             try:
                 reply: Any = await self._reader.xread(streams, count=1000, block=BLOCK_MS)
-            except Errors as exc:
+                if failures:
+                    failures = 0
+                    await self._check_gaps()
+                for key, entries in reply or ():
+                    if key == self._wake_key:
+                        wake_last = entries[-1][0]
+                        continue
+                    room = self._by_bus.get(key)
+                    if room is not None:
+                        room.receive(entries, self._deliver)
+            except Exception as exc:
                 if self._closing:
                     return
                 failures += 1
-                log.warning("Redis read failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(min(BACKOFF_MAX, 0.05 * 2 ** failures))
-                continue
-            if failures:
-                failures = 0
-                await self._check_gaps()
-            for key, entries in reply or ():
-                if key == self._wake_key:
-                    wake_last = entries[-1][0]
-                    continue
-                room = self._by_bus.get(key)
-                if room is not None:
-                    room.receive(entries, self._deliver)
+                if isinstance(exc, Errors):
+                    log.warning("Redis read failed (%s); retrying", type(exc).__name__)
+                else:  # a bug, or an entry not written by this app: skip it, keep reading
+                    log.exception("chat reader failed")
+                await asyncio.sleep(min(BACKOFF_MAX, 0.05 * 2 ** min(failures, 6)))
 
     async def _check_gaps(self) -> None:
         """After a lost connection: if a bus lost entries this process had not read (trimmed
@@ -479,3 +400,5 @@ class RedisBackend(Backend):
                 await self._beat()
             except Errors as exc:
                 log.warning("Redis heartbeat failed: %s", type(exc).__name__)
+            except Exception:
+                log.exception("chat heartbeat failed")
