@@ -5,8 +5,10 @@
 
 Each setup gets fresh servers: `in-process` is one `wsrun app:chat` on a SQLite file;
 `redis-1` is one `wsrun app:chat` with `CHAT_REDIS_URL`; `redis-2` is two, on two ports,
-sharing one redis-server (a temporary directory, AOF on, `--appendfsync`, default
-`always`: acknowledged = on disk, as SQLite's synchronous=FULL in-process). The load is
+sharing one redis-server; `redis-workers2` (where `wsrun --workers` exists) is one
+`wsrun --workers 2` on one port, its workers sharing the listening socket. Redis runs in
+a temporary directory, AOF on, `--appendfsync` (default `always`: acknowledged = on disk,
+as SQLite's synchronous=FULL in-process). The load is
 `bench.chat_load` (closed loop, `--window` says in flight per client); with two processes
 client i connects to process (i // rooms) % 2, so every room has members on both and every
 message crosses Redis to the other process. Reported per setup: acked/s, delivered/s, ack
@@ -33,7 +35,13 @@ from bench import procfs
 from bench.chat_load import run
 
 ROOT = Path(__file__).resolve().parent.parent
-SETUPS = ("in-process", "redis-1", "redis-2")
+SETUPS = ("in-process", "redis-1", "redis-2", "redis-workers2")
+
+
+def default_setups() -> str:
+    """Every setup this checkout can run (`--workers` came later than the others)."""
+    workers = (ROOT / "server" / "supervisor.py").exists()
+    return ",".join(s for s in SETUPS if workers or s != "redis-workers2")
 
 
 def own_cpu() -> float:
@@ -58,6 +66,7 @@ def chat_servers(setup: str, tmp: Path, appendfsync: str
         assert redis.proc is not None
         pids["redis"] = [redis.proc.pid]
     count = 2 if setup == "redis-2" else 1
+    extra = ["--workers", "2"] if setup == "redis-workers2" else []
     procs, addrs = [], []
     log = open(tmp / "server.log", "ab")  # noqa: SIM115 - closed below
     try:
@@ -65,7 +74,8 @@ def chat_servers(setup: str, tmp: Path, appendfsync: str
             port = free_port()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "server", "app:chat", "--port", str(port),
-                 "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                 "--no-access-log", *extra],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             procs.append(proc)
             wait_for_port(port, proc)
             addrs.append(f"127.0.0.1:{port}")
@@ -85,7 +95,8 @@ async def measure(addrs: list[str], pids: dict[str, list[int]], args: argparse.N
 
     def on_window(opening: bool) -> None:
         marks["start" if opening else "end"] = {
-            **{role: procfs.cpu_seconds(p) for role, p in pids.items()}, "load": own_cpu()}
+            **{role: procfs.cpu_seconds([p for root in roots for p in procfs.process_tree(root)])
+               for role, roots in pids.items()}, "load": own_cpu()}  # workers included
 
     out = await run(addrs, args.clients, args.rooms, args.window, args.warmup, args.duration,
                     on_window=on_window)
@@ -100,7 +111,7 @@ ROWS = ["acked_per_s", "delivered_per_s", "ack_p50_ms", "ack_p99_ms", "cpu_wsrun
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--setups", default=default_setups())
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--window", type=int, default=1, help="says in flight per client")

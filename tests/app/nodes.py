@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.app.conftest import Process
@@ -17,9 +18,11 @@ __all__ = ["Node"]
 class Node(Process):
     """A chat process logging to `log`; `start()` again reuses its port."""
 
-    def __init__(self, name: str, directory: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, directory: Path, env: dict[str, str],
+                 args: Sequence[str] = ()) -> None:
         super().__init__(name, directory / "unused.db", env)
         self.directory = directory
+        self.args = list(args)
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.popen: subprocess.Popen[bytes] | None = None
@@ -28,7 +31,8 @@ class Node(Process):
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / "server.log", "ab") as log:
             self.popen = subprocess.Popen(
-                server_command(self.name, "app:chat", self.port, ["--no-access-log"]),
+                server_command(self.name, "app:chat", self.port,
+                               ["--no-access-log", *self.args]),
                 cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
                 stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.popen)
