@@ -8,9 +8,11 @@ it, `start()` again on the same directory replays the AOF.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -31,20 +33,34 @@ class RedisServer:
     """One redis-server process on 127.0.0.1:`port` keeping its files in `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None,
-                 appendfsync: str = "always") -> None:
+                 appendfsync: str = "always", password: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """`password`: requirepass; `tls`: (key, certificate) to serve TLS only."""
         self.directory = directory
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.password = password
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        if self.tls is not None:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[1]}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
+        options = ["--port", str(self.port)]
+        if self.tls is not None:
+            key, cert = self.tls
+            options = ["--port", "0", "--tls-port", str(self.port), "--tls-key-file", str(key),
+                       "--tls-cert-file", str(cert), "--tls-auth-clients", "no"]
+        if self.password:
+            options += ["--requirepass", self.password]
         self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            [redis_server_binary(), *options, "--bind", "127.0.0.1",
              "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", self.appendfsync,
              "--save", "", "--protected-mode", "yes", "--daemonize", "no",
              "--logfile", str(self.directory / "redis.log")],
@@ -62,9 +78,16 @@ class RedisServer:
     def ping(self) -> bool:
         """True once the server answers PING (and has loaded its AOF)."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            with contextlib.ExitStack() as stack:
+                sock = stack.enter_context(
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1))
+                if self.tls is not None:
+                    context = ssl.create_default_context(cafile=str(self.tls[1]))
+                    sock = stack.enter_context(
+                        context.wrap_socket(sock, server_hostname="127.0.0.1"))
+                # Unauthenticated, a password-protected server answers -NOAUTH: it is up.
                 sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -4,11 +4,15 @@ away answers `unavailable` (never a silent drop), and the chat carries on when i
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import AuthenticationError
 
+from app import ChatApp
 from app.config import Settings
 from app.session import ERROR_MESSAGES
 from tests.app.conftest import InProcess, Peer
@@ -84,3 +88,38 @@ def test_redis_settings() -> None:
     with pytest.raises(ValueError) as error:
         Settings.from_env({"CHAT_PRESENCE_TTL": "0.5"})
     assert str(error.value) == "CHAT_PRESENCE_TTL='0.5': must be at least 1"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1 (openssl, as `make test` installs)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return key, cert
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["redis", "rediss"])
+async def test_password_and_tls_in_the_url(tmp_path: Path, tls: bool,
+                                           certificate: tuple[Path, Path]) -> None:
+    redis = RedisServer(tmp_path / "redis", password="s3cret/:@",
+                        tls=certificate if tls else None).start()
+    try:
+        url = redis.url.replace("s3cret/:@", urllib.parse.quote("s3cret/:@", safe=""))
+        target = InProcess(Settings(db=":memory:", redis_url=url))
+        await target.start()
+        try:
+            peer = await target.connect()
+            await peer.join("secure", "me")
+            await peer.send_json({"type": "say", "room": "secure", "text": "hi", "ref": 1})
+            assert (await peer.recv_json())["text"] == "hi"
+        finally:
+            await target.stop()
+        # A wrong password stops start-up (it would not get better by retrying).
+        app = ChatApp(Settings(db=":memory:", redis_url=url.replace("s3cret", "wrong")))
+        with pytest.raises(AuthenticationError):
+            await app.startup()
+    finally:
+        redis.stop()
