@@ -58,6 +58,10 @@ async def test_redis_down_answers_unavailable_and_the_chat_recovers(tmp_path: Pa
         assert await carol.recv_json() == {
             "type": "error", "code": "unavailable", "message": ERROR_MESSAGES["unavailable"],
             "ref": 2}
+        plain = await target.connect(v1=False)  # its join into lobby cannot be stored
+        assert await plain.recv() == "error: unavailable"
+        closed = await plain.expect_close()
+        assert (closed.code, closed.reason) == (1013, "try again later")
         assert (await target.get("/healthz")).json()["status"] == "ok"  # nothing crashed
 
         redis.start()  # same port, same directory: the AOF comes back
