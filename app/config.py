@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 __all__ = ["Settings"]
 
+N = TypeVar("N", int, float)
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N,
+            parse: Callable[[str], N], expected: str) -> N:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected an integer") from None
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r}: must be at least {minimum}")
+        raise ValueError(f"{name}={raw!r}: expected {expected}") from None
+    if not value >= minimum:  # `not >=`: NaN is refused too
+        raise ValueError(f"{name}={raw!r}: must be at least {minimum:g}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    return _number(env, name, default, minimum, int, "an integer")
 
 
 def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
@@ -64,16 +72,7 @@ def _redis_url(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected a number of seconds") from None
-    if not value >= minimum:
-        raise ValueError(f"{name}={raw!r}: must be at least {minimum:g}")
-    return value
+    return _number(env, name, default, minimum, float, "a number of seconds")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
