@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test system-deps bench lint clean
+.PHONY: run test conformance install install-test system-deps bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ system-deps:
 ## make test: install test extras and system packages, then run the whole suite
 test: install-test
 	$(BIN)/python -m pytest
+
+## make conformance: Autobahn sections 12 and 13 (permessage-deflate), three runs in a row
+## (minutes of CPU each, so not in `make test`; CI runs both)
+conformance: install-test
+	$(BIN)/python -m pytest -m conformance tests/integration/test_autobahn.py
 
 bench: install-test
 	$(PIP) install -q -e '.[bench]'

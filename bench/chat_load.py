@@ -54,10 +54,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def client(addr: str, index: int, rooms: int, window: int, stats: Stats,
-                 stop: asyncio.Event, ready: asyncio.Barrier) -> None:
+                 stop: asyncio.Event, ready: asyncio.Barrier,
+                 compression: str | None = "deflate") -> None:
     room = f"bench-{index % rooms}"
     async with connect(f"ws://{addr}/ws", subprotocols=["chat.v1"],  # type: ignore[list-item]
-                       ping_interval=None, max_queue=None, open_timeout=30) as ws:
+                       ping_interval=None, max_queue=None, open_timeout=30,
+                       compression=compression) as ws:
+        if compression and "permessage-deflate" not in (
+                ws.response.headers.get("sec-websocket-extensions") or ""):
+            raise RuntimeError("the server did not accept permessage-deflate")
         await ws.send(json.dumps({"type": "join", "room": room, "nick": f"c{index}"}))
         while json.loads(await ws.recv())["type"] != "joined":
             pass
@@ -96,16 +101,17 @@ async def client(addr: str, index: int, rooms: int, window: int, stats: Stats,
 
 
 async def run(addr: str | Sequence[str], clients: int, rooms: int, window: int, warmup: float,
-              duration: float, on_window: Callable[[bool], None] | None = None
-              ) -> dict[str, Any]:
+              duration: float, on_window: Callable[[bool], None] | None = None,
+              compression: str | None = "deflate") -> dict[str, Any]:
     """Measure one chat; with several addresses (processes of one chat sharing Redis), client
     i connects to address (i // rooms) % N, so every room has members on every process.
-    `on_window(True/False)` is called when the measured window opens and closes."""
+    `on_window(True/False)` is called when the measured window opens and closes.
+    `compression`: the websockets client's ("deflate", as browsers offer it, or None)."""
     addrs = [addr] if isinstance(addr, str) else list(addr)
     stats, stop = Stats(), asyncio.Event()
     ready = asyncio.Barrier(clients + 1)
     tasks = [asyncio.create_task(client(addrs[(i // rooms) % len(addrs)], i, rooms, window,
-                                        stats, stop, ready))
+                                        stats, stop, ready, compression))
              for i in range(clients)]
     async with asyncio.timeout(60):
         await ready.wait()

@@ -1,9 +1,12 @@
 """A lean WebSocket client on a bare asyncio.Protocol, the load generator's fallback.
 
-Used when picows is not installed. Speaks just enough RFC 6455 for the benchmarks: the
-opening handshake (with Sec-WebSocket-Accept checked), masked text/binary frames out, unmasked
-frames in (fragments reassembled), ping answered, close handshake. Imports nothing from the
-rest of the project besides the `Conn` interface shape shared with `client_picows`.
+Used when picows is not installed, and for the deflate scenarios. Speaks just enough RFC 6455
+for the benchmarks: the opening handshake (with Sec-WebSocket-Accept checked), masked
+text/binary frames out, unmasked frames in (fragments reassembled), ping answered, close
+handshake; with `deflate=True` it offers permessage-deflate (RFC 7692) as browsers do and
+inflates the compressed messages it receives (it sends its own uncompressed). Imports
+nothing from the rest of the project besides the `Conn` interface shape shared with
+`client_picows`.
 
 Strategy: the client must not be the bottleneck, so
 - masking XORs the whole payload as one big integer (`int.from_bytes`), no per-byte loop;
@@ -19,6 +22,7 @@ import base64
 import hashlib
 import os
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +33,8 @@ _H64 = struct.Struct("!BBQ")
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
 _CLOSE_1000 = b"\x03\xe8"
+_DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.2: appended before inflating
 
 OnMessage = Callable[["RawConn", bytes], None]
 
@@ -64,7 +70,7 @@ class RawConn(asyncio.Protocol):
     """One client connection; `on_message(conn, payload)` gets every complete message."""
 
     def __init__(self, path: str, host: str, on_message: OnMessage,
-                 subprotocol: str | None) -> None:
+                 subprotocol: str | None, deflate: bool = False) -> None:
         self.on_message = on_message
         self.state: Any = None  # free slot for the scenario's per-connection data
         self.transport: asyncio.Transport | None = None
@@ -73,6 +79,13 @@ class RawConn(asyncio.Protocol):
         self.close_sent = False
         self._key = base64.b64encode(os.urandom(16))
         extra = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
+        extra += _DEFLATE_OFFER if deflate else ""
+        # permessage-deflate, once accepted: the decompressor, and whether it starts afresh
+        # for each message (server_no_context_takeover).
+        self.deflate = False
+        self._inflater: Any = None
+        self._fresh_inflater = True
+        self._compressed = False
         self._request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {self._key.decode()}\r\n"
@@ -114,8 +127,13 @@ class RawConn(asyncio.Protocol):
         accept = b""
         for line in lines[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"sec-websocket-accept":
+            name = name.strip().lower()
+            if name == b"sec-websocket-accept":
                 accept = value.strip()
+            elif name == b"sec-websocket-extensions" and value.strip().startswith(
+                    b"permessage-deflate"):
+                self.deflate = True
+                self._fresh_inflater = b"server_no_context_takeover" in value
         if not lines[0].startswith(b"HTTP/1.1 101") or accept != expected:
             self.opened.set_exception(HandshakeFailed(lines[0].decode(errors="replace")))
             assert self.transport is not None
@@ -141,6 +159,8 @@ class RawConn(asyncio.Protocol):
                 break
             payload = bytes(buf[pos:pos + n])
             off = pos + n
+            if b0 & 0x40:
+                self._compressed = True  # RSV1: the first frame of a compressed message
             self._frame(b0 & 0x80, b0 & 0x0F, payload)
         if off:
             del buf[:off]
@@ -154,6 +174,11 @@ class RawConn(asyncio.Protocol):
                 self._fragments.append(payload)
                 payload = b"".join(self._fragments)
                 self._fragments.clear()
+            if self._compressed:
+                self._compressed = False
+                if self._inflater is None or self._fresh_inflater:
+                    self._inflater = zlib.decompressobj(wbits=-15)
+                payload = self._inflater.decompress(payload + _TAIL)
             self.on_message(self, payload)
         elif opcode == OP_PING:
             self._write(build_frame(OP_PONG, payload))
@@ -195,11 +220,13 @@ class RawConn(asyncio.Protocol):
 
 
 async def connect(host: str, port: int, path: str, on_message: OnMessage,
-                  subprotocol: str | None = None, timeout: float = 10.0) -> RawConn:
-    """Open a TCP connection and complete the opening handshake."""
+                  subprotocol: str | None = None, timeout: float = 10.0,
+                  deflate: bool = False) -> RawConn:
+    """Open a TCP connection and complete the opening handshake (offering deflate if asked)."""
     loop = asyncio.get_running_loop()
     _, conn = await asyncio.wait_for(loop.create_connection(
-        lambda: RawConn(path, f"{host}:{port}", on_message, subprotocol), host, port), timeout)
+        lambda: RawConn(path, f"{host}:{port}", on_message, subprotocol, deflate), host, port),
+        timeout)
     try:
         await asyncio.wait_for(asyncio.shield(conn.opened), timeout)
     except BaseException:

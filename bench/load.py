@@ -257,7 +257,8 @@ async def chat(p: Params, connect: Connect, w: Window) -> Result:
     elif hasattr(chat_load, "run"):
         on_window(True)
         out = await chat_load.run(f"{p['host']}:{p['port']}", p["clients"], p["rooms"], 1,
-                                  p["warmup"], p["duration"])
+                                  p["warmup"], p["duration"],
+                                  compression="deflate" if p.get("deflate") else None)
         on_window(False)
         elapsed = out["seconds"]
         count, p99, scope = round(out["acked_per_s"] * elapsed), out["ack_p99_ms"], "call"
@@ -273,9 +274,27 @@ SCENARIOS: dict[str, Callable[[Params, Connect, Window], Awaitable[Result]]] = {
 }
 
 
+def with_deflate(connect: Connect) -> Connect:
+    """`connect` offering permessage-deflate; a server that declines it fails the round."""
+
+    async def connect_deflate(**kwargs: Any) -> Any:
+        conn = await connect(deflate=True, **kwargs)
+        if not conn.deflate:
+            conn.abort()
+            raise RuntimeError("the server did not accept permessage-deflate")
+        return conn
+
+    return connect_deflate
+
+
 async def run(p: Params) -> Result:
     """Run one round as described by `p`; the figures come back as a dict."""
-    client, connect = pick_client(p.get("client", "auto"))
+    if p.get("deflate"):
+        # Only the raw client speaks permessage-deflate (RFC 7692).
+        client, connect = pick_client("raw")
+        connect = with_deflate(connect)
+    else:
+        client, connect = pick_client(p.get("client", "auto"))
     window = Window(p["pid"])
     result = await asyncio.wait_for(SCENARIOS[p["kind"]](p, connect, window), p["timeout"])
     result["client"] = client

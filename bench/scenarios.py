@@ -61,10 +61,25 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              {"conns": 50}, "5,000 idle connections: server RSS growth per connection",
              fresh_server=True, lower_is_better=True),
     Scenario("chat", "chat", CHAT_APP, "msg/s",
-             {"clients": 100, "rooms": 10},
+             {"clients": 100, "rooms": 10, "deflate": False},
              {"clients": 4, "rooms": 2}, "app:chat, 100 clients in 10 rooms speaking chat.v1",
              only=("wsrun", "uvicorn-sansio"),
              # A fresh SQLite file per server; the default rate limit would be the bottleneck.
+             env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1"}),
+    # permessage-deflate (RFC 7692) negotiated, as browsers offer it; only the servers that
+    # accept it by default. The clients inflate what they receive and send uncompressed.
+    Scenario("fanout-deflate", "fanout", BROADCAST_APP, "deliveries/s",
+             {"receivers": 1000, "size": 100, "window": 8, "deflate": True},
+             {"receivers": 20}, "fanout with permessage-deflate negotiated",
+             only=("wsrun", "uvicorn-sansio")),
+    Scenario("idle-deflate", "idle", ECHO_APP, "KiB/conn",
+             {"conns": 5000, "deflate": True},
+             {"conns": 50}, "idle with permessage-deflate negotiated",
+             fresh_server=True, lower_is_better=True, only=("wsrun", "uvicorn-sansio")),
+    Scenario("chat-deflate", "chat", CHAT_APP, "msg/s",
+             {"clients": 100, "rooms": 10, "deflate": True},
+             {"clients": 4, "rooms": 2}, "chat with permessage-deflate negotiated",
+             only=("wsrun", "uvicorn-sansio"),
              env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1"}),
 )}
 

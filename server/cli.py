@@ -58,6 +58,23 @@ LOG_FORMATS = click.Choice(["text", "json"])
 @click.option("--ws-max-size", default=default("ws_max_size"),
               show_default=True, type=click.IntRange(1),
               help="Largest WebSocket message in bytes; larger ones close with 1009.")
+@click.option("--ws-per-message-deflate/--no-ws-per-message-deflate",
+              default=default("ws_per_message_deflate"), show_default=True,
+              help="Accept permessage-deflate compression (RFC 7692).")
+@click.option("--ws-deflate-window-bits", default=default("ws_deflate_window_bits"),
+              show_default=True, type=click.IntRange(9, 15),
+              help="Largest LZ77 window (log2 bytes) for compressing, and asked of clients.")
+@click.option("--ws-deflate-mem-level", default=default("ws_deflate_mem_level"),
+              show_default=True, type=click.IntRange(1, 9),
+              help="zlib memLevel of the compressors (memory vs speed).")
+@click.option("--ws-deflate-level", default=default("ws_deflate_level"), show_default=True,
+              type=click.IntRange(0, 9), help="zlib compression level.")
+@click.option("--ws-deflate-threshold", default=default("ws_deflate_threshold"),
+              show_default=True, type=click.IntRange(0),
+              help="Send messages shorter than this many bytes uncompressed.")
+@click.option("--ws-deflate-context-takeover/--no-ws-deflate-context-takeover",
+              default=default("ws_deflate_context_takeover"), show_default=True,
+              help="Keep compression context between messages (more memory per connection).")
 @click.option("--ws-ping-interval", default=default("ws_ping_interval"),
               show_default=True, type=click.FloatRange(0),
               help="Seconds between keepalive pings (0: none).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from server.deflate import DEFAULT_LEVEL, DEFAULT_MEM_LEVEL, DEFAULT_THRESHOLD, DEFAULT_WINDOW_BITS
 from server.types import ASGIApp
 
 __all__ = ["DEFAULT_WS_MAX_SIZE", "Config"]
@@ -44,6 +45,13 @@ class Config:
     # How long a protocol error or the peer's close waits for the app to take the messages
     # received before it (so its replies go out before the close frame).
     ws_drain_timeout: float = 2.0
+    # permessage-deflate (RFC 7692, server/deflate.py); the defaults are explained there
+    ws_per_message_deflate: bool = True
+    ws_deflate_window_bits: int = DEFAULT_WINDOW_BITS
+    ws_deflate_mem_level: int = DEFAULT_MEM_LEVEL
+    ws_deflate_level: int = DEFAULT_LEVEL
+    ws_deflate_threshold: int = DEFAULT_THRESHOLD
+    ws_deflate_context_takeover: bool = False
     timeout_handshake: float = 10.0
     timeout_keep_alive: float = 5.0
     timeout_graceful_shutdown: float = 5.0

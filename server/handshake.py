@@ -2,8 +2,9 @@
 
 `check_request` validates an upgrade `Request` and returns a `Handshake` (key and offered
 subprotocols), raising `HandshakeError` with the answering status; `accept_response` builds
-the 101 response. Sans-I/O: imports no asyncio, socket or clock, only the stdlib,
-`server.errors` and `server.http11`.
+the 101 response, with the permessage-deflate agreement when `accept` negotiates one
+(`server.deflate`). Sans-I/O: imports no asyncio, socket or clock, only the stdlib,
+`server.errors`, `server.http11`, `server.response` and `server.deflate`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from base64 import b64decode, b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from server.deflate import DeflateSettings, Offer, PerMessageDeflate, parse_extensions
 from server.errors import HandshakeError
 from server.http11 import TOKEN_CHARS, Request, tokens
 from server.response import validate_header
 
-__all__ = ["GUID", "Handshake", "accept_key", "accept_response", "check_request"]
+__all__ = ["GUID", "Handshake", "accept", "accept_key", "accept_response", "check_request"]
 
 # RFC 6455 1.3: the globally unique identifier concatenated to the client's key.
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -38,26 +40,29 @@ _ACCEPT_HEAD = (
 
 @dataclass(frozen=True, slots=True)
 class Handshake:
-    """A valid opening handshake request."""
+    """A valid opening handshake request; `extensions`: the offers, in order (RFC 6455 9.1)."""
 
     key: bytes
     subprotocols: list[str]
+    extensions: tuple[Offer, ...] = ()
 
 
 def check_request(request: Request) -> Handshake:
     """Validate a WebSocket upgrade request (`request.websocket_upgrade` is true).
 
     Returns:
-        the client's key and its offered subprotocols, in order.
+        the client's key, its offered subprotocols and extensions, in order.
 
     Raises:
-        HandshakeError: 400 for a malformed handshake; 426 with ``Sec-WebSocket-Version: 13``
+        HandshakeError: 400 for a malformed handshake (a ``Sec-WebSocket-Extensions``
+            value outside the RFC 6455 9.1 grammar included); 426 with ``Sec-WebSocket-Version: 13``
             for a missing or unsupported version.
     """
     key: bytes | None = None
     keys = 0
     versions: list[bytes] = []
     protocols: list[bytes] = []
+    extensions: list[bytes] = []
     connection: list[bytes] = []
     upgrade: list[bytes] = []
     body = False
@@ -73,6 +78,8 @@ def check_request(request: Request) -> Handshake:
             versions.append(value)
         elif name == b"sec-websocket-protocol":
             protocols.append(value)
+        elif name == b"sec-websocket-extensions":
+            extensions.append(value)
         elif name == b"content-length":
             body = body or value.strip(b"0, ") != b""  # parser checked the digits
         elif name == b"transfer-encoding":
@@ -119,6 +126,8 @@ def check_request(request: Request) -> Handshake:
         if item.translate(None, TOKEN_CHARS):
             raise HandshakeError("invalid Sec-WebSocket-Protocol")
         subprotocols.append(item.decode("ascii"))
+    if extensions:
+        return Handshake(key, subprotocols, parse_extensions(extensions))
     return Handshake(key, subprotocols)
 
 
@@ -133,6 +142,20 @@ def accept_response(
     headers: Sequence[tuple[bytes, bytes]] = (),
     server_headers: bytes = b"",
 ) -> bytes:
+    """Return the complete ``101 Switching Protocols`` response, with no extension.
+
+    See `accept`; this is it without permessage-deflate.
+    """
+    return accept(handshake, subprotocol, headers, server_headers)[0]
+
+
+def accept(
+    handshake: Handshake,
+    subprotocol: str | None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    server_headers: bytes = b"",
+    deflate: DeflateSettings | None = None,
+) -> tuple[bytes, PerMessageDeflate | None]:
     """Return the complete ``101 Switching Protocols`` response accepting the handshake.
 
     Args:
@@ -141,11 +164,19 @@ def accept_response(
         headers: extra headers from the app (ASGI ``websocket.accept``), validated here.
         server_headers: the server's own header lines (``server``, ``date``), already
             serialized, each ending in CRLF; written as they are.
+        deflate: the server's permessage-deflate settings (None: no compression).
+
+    Returns:
+        The response bytes, and the connection's permessage-deflate codec when an offer
+        was accepted (RFC 7692 5). An app that sends its own ``Sec-WebSocket-Extensions``
+        header keeps it: the server then negotiates nothing and compresses nothing
+        (README, "permessage-deflate").
 
     Raises:
         RuntimeError: the subprotocol was not offered, or a header is invalid (the app's bug).
     """
     extra: list[bytes] = []
+    app_extensions = False
     for name, value in headers:
         validate_header(name, value)
         lname = name.lower()
@@ -157,6 +188,7 @@ def accept_response(
             subprotocol = value.decode("latin-1")
             continue
         if lname not in _OWN_HEADERS:
+            app_extensions = app_extensions or lname == b"sec-websocket-extensions"
             extra.append(name + b": " + value + b"\r\n")
     parts = [_ACCEPT_HEAD, accept_key(handshake.key), b"\r\n", server_headers]
     if subprotocol is not None:
@@ -168,6 +200,12 @@ def accept_response(
                 f"(offered: {handshake.subprotocols!r})"
             )
         parts += [b"sec-websocket-protocol: ", subprotocol.encode("ascii"), b"\r\n"]
+    codec = None
+    if deflate is not None and handshake.extensions and not app_extensions:
+        agreement = deflate.negotiate(handshake.extensions)
+        if agreement is not None:
+            codec = deflate.codec(agreement)
+            parts += [b"sec-websocket-extensions: ", agreement.response, b"\r\n"]
     parts += extra
     parts.append(b"\r\n")
-    return b"".join(parts)
+    return b"".join(parts), codec

@@ -15,8 +15,9 @@ Strategy:
   UTF-8 fails on the first bad byte (Autobahn 6.4.x); pieces are joined once, at the end,
   so a message costs O(its size) however many fragments carry it.
 - Extension hook (RFC 7692 permessage-deflate): with a `decompressor`, a message whose
-  first frame has RSV1 set is collected as is and inflated once complete (the
-  decompressor bounds the inflated size), then decoded.
+  first frame has RSV1 set is inflated piece by piece as it arrives, the decompressor
+  bounding the inflated size (so a small frame that would inflate past the limit fails
+  with 1009 before its output exists), and its output is decoded like any message's.
 """
 
 from __future__ import annotations
@@ -40,15 +41,24 @@ _NO_LIST: Any = ()
 
 
 class Decompressor(Protocol):
-    """Inflates one compressed message (RFC 7692 7.2.2), e.g. permessage-deflate's."""
+    """Inflates compressed messages (RFC 7692 7.2.2), e.g. permessage-deflate's."""
+
+    def start_message(self) -> None:
+        """A compressed message begins."""
 
     def decompress(self, data: bytes, max_size: int | None) -> bytes:
-        """Return the message's payload.
+        """Inflate the next piece of the message's payload.
 
         Raises:
-            PayloadTooBig: it inflates to more than `max_size` bytes.
-            ProtocolError: `data` is not a valid compressed message.
+            PayloadTooBig: the message inflates to more than `max_size` bytes.
+            ProtocolError: `data` is not valid compressed data (1007).
         """
+
+    def end_message(self, max_size: int | None) -> bytes:
+        """The message's last frame is in: the rest of its payload (same errors)."""
+
+    def stop_input(self) -> None:
+        """No more input will be read (state may be freed)."""
 
 
 def complete(opcode: int, payload: bytes) -> TextMessage | BinaryMessage:
@@ -90,9 +100,9 @@ class MessageAssembler:
         self._decoder: codecs.IncrementalDecoder | None = None
 
     @property
-    def streams_text(self) -> bool:
-        """Whether payload pieces are decoded as they arrive (text, not compressed)."""
-        return self.opcode == TEXT and not self.compressed
+    def streams(self) -> bool:
+        """Whether payload pieces are taken as they arrive (text, or compressed)."""
+        return self.opcode == TEXT or self.compressed
 
     def check(self, opcode: int, length: int, rsv1: bool = False) -> None:
         """Validate a data frame header; changes nothing.
@@ -122,7 +132,9 @@ class MessageAssembler:
             self.size = 0
             self.compressed = rsv1 and self.decompressor is not None
             self._parts = []
-            if opcode == TEXT and not self.compressed:
+            if self.compressed:
+                self.decompressor.start_message()  # type: ignore[union-attr]
+            if opcode == TEXT:
                 if self._decoder is None:
                     self._decoder = _Utf8Decoder()
                 else:
@@ -134,8 +146,11 @@ class MessageAssembler:
 
         Raises:
             InvalidUTF8: the text so far cannot be UTF-8, whatever follows.
+            PayloadTooBig, ProtocolError: see `Decompressor`.
         """
-        if self.streams_text:
+        if self.compressed:
+            chunk = self.decompressor.decompress(chunk, self.max_size)  # type: ignore[union-attr]
+        if self.opcode == TEXT:
             self._decode(chunk, final=False)
         elif chunk:
             self._parts.append(chunk)  # type: ignore[arg-type]
@@ -146,15 +161,17 @@ class MessageAssembler:
         Raises:
             InvalidUTF8, PayloadTooBig, ProtocolError: see `feed` and `Decompressor`.
         """
+        if self.compressed:
+            self.compressed = False
+            assert self.decompressor is not None
+            rest = self.decompressor.end_message(self.max_size)
+            if self.opcode != TEXT and rest:
+                self._parts.append(rest)  # type: ignore[arg-type]
+            elif rest:
+                self._decode(rest, final=False)
         opcode = self.opcode
         self.opcode = 0
         self.size = 0
-        if self.compressed:
-            self.compressed = False
-            raw: list[bytes] = self._parts  # type: ignore[assignment]
-            self._parts = _NO_LIST
-            assert self.decompressor is not None
-            return complete(opcode, self.decompressor.decompress(b"".join(raw), self.max_size))
         if opcode == TEXT:
             self._decode(b"", final=True)
             texts: list[str] = self._parts  # type: ignore[assignment]
@@ -170,6 +187,8 @@ class MessageAssembler:
         self.size = 0
         self.compressed = False
         self._parts = _NO_LIST
+        if self.decompressor is not None:
+            self.decompressor.stop_input()
 
     def _decode(self, chunk: bytes, final: bool) -> None:
         decoder = self._decoder

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from server.deflate import DeflateSettings
 from server.keepalive import Keepalive
 from server.proxy import TrustedProxies
 from server.types import ASGIApp
@@ -93,6 +94,15 @@ class ServerState:
         self.keepalive = (
             Keepalive(self.loop, config.ws_ping_interval) if config.ws_ping_interval else None
         )
+        # permessage-deflate: one DeflateSettings per server, so that connections with the same
+        # parameters share its compressor (server/deflate.py); None when turned off.
+        self.deflate = DeflateSettings(
+            window_bits=config.ws_deflate_window_bits,
+            mem_level=config.ws_deflate_mem_level,
+            level=config.ws_deflate_level,
+            threshold=config.ws_deflate_threshold,
+            context_takeover=config.ws_deflate_context_takeover,
+        ) if config.ws_per_message_deflate else None
         # The server address of every connection, when there is one listening address
         # (set by Server; None: ask each connection).
         self.sockname: tuple[str, int] | None = None

@@ -12,10 +12,10 @@ Strategy:
   call, never per frame.
 - A frame whose header, mask and whole payload are in the buffer, and that is a whole
   uncompressed message, is unmasked in one call and decoded at once (`messages.complete`).
-  Anything else (a fragment, a frame split across reads) is streamed: text is unmasked
-  piece by piece (the mask rotated to the piece's offset) and decoded as it arrives;
-  binary (and compressed) frames that span reads keep their masked pieces and are
-  unmasked once, when the frame is complete.
+  Anything else (a fragment, a frame split across reads) is streamed: text and compressed
+  messages are unmasked piece by piece (the mask rotated to the piece's offset) and
+  decoded / inflated as they arrive; uncompressed binary frames that span reads keep their
+  masked pieces and are unmasked once, when the frame is complete.
 - Counters move only when a header is complete (mask included): a frame fed byte by
   byte counts its payload once.
 - The core never writes a close frame on its own. A close frame from the peer gives
@@ -24,7 +24,8 @@ Strategy:
   it, lets the app's replies go out, then calls `send_close()` / `fail()` (what Autobahn
   calls STRICT ordering). Pings are answered at once while the connection is OPEN.
 - Extension hooks (RFC 7692): a `decompressor` allows RSV1 on a message's first frame and
-  inflates it in the assembler; a `compressor` deflates each message sent and sets RSV1.
+  inflates it in the assembler as it arrives (bounded by the size limit); a `compressor`
+  deflates each message sent over its threshold and sets RSV1 (`server.deflate`).
 """
 
 from __future__ import annotations
@@ -88,8 +89,12 @@ class State(enum.IntEnum):
 class Compressor(Protocol):
     """Deflates one message's payload (RFC 7692 7.2.1), e.g. permessage-deflate's."""
 
-    def compress(self, data: bytes) -> bytes:
-        """Return the compressed payload of one message."""
+    def compress(self, data: str | bytes) -> bytes | None:
+        """Return the compressed payload of one message, or None to send it uncompressed.
+
+        Text comes as the app's `str`: a compressor may keep what it made for the same
+        object (a broadcast), which it could not once the text is encoded anew.
+        """
 
 
 # Payloads up to this size are sent as one buffer (header + payload); larger ones as
@@ -311,7 +316,7 @@ class ServerConnection:
                 self.bytes_in += length
                 # A fragment, or a frame split across reads: stream its payload.
                 messages.begin(opcode, length, rsv1 != 0)
-                if not messages.streams_text:
+                if not messages.streams:
                     self._raw = []
                 self._mask = bytes(buf[start - 4 : start])
                 self._left = length
@@ -329,7 +334,7 @@ class ServerConnection:
         messages = self._messages
         assert messages is not None  # made when the frame began
         # Memoryviews are released before the buffer is resized (a live export forbids it).
-        if not messages.streams_text:
+        if not messages.streams:
             raw = self._raw
             with memoryview(buf) as view:
                 if take < left:
@@ -397,10 +402,6 @@ class ServerConnection:
             raise InvalidState(f"cannot send in state {self.state.name}")
 
     def _send(self, opcode: int, payload: bytes) -> None:
-        compressor = self._compressor
-        if compressor is not None:
-            payload = compressor.compress(payload)
-            opcode |= RSV1  # RFC 7692 6: "Per-Message Compressed" on the (only) frame
         self.bytes_out += len(payload)
         header = frame_header(opcode, len(payload))
         if len(payload) <= _JOIN_LIMIT:
@@ -417,10 +418,17 @@ class ServerConnection:
         """
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send in state {self.state.name}")
+        self.messages_out += 1
+        compressor = self._compressor
+        if compressor is not None:
+            compressed = compressor.compress(data)
+            if compressed is not None:
+                # RFC 7692 6: "Per-Message Compressed" on the (only) frame.
+                self._send(RSV1 | _TEXT, compressed)
+                return
         payload = data.encode()
         n = len(payload)
-        self.messages_out += 1
-        if n < 126 and self._compressor is None:
+        if n < 126:
             # Fast path (chat traffic): one precomputed header, one concatenation.
             self.bytes_out += n
             self._out.append(_SMALL_TEXT_HEADER[n] + payload)
@@ -437,9 +445,15 @@ class ServerConnection:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send in state {self.state.name}")
         payload = data if type(data) is bytes else bytes(data)
-        n = len(payload)
         self.messages_out += 1
-        if n < 126 and self._compressor is None:
+        compressor = self._compressor
+        if compressor is not None:
+            compressed = compressor.compress(payload)
+            if compressed is not None:
+                self._send(RSV1 | _BINARY, compressed)
+                return
+        n = len(payload)
+        if n < 126:
             self.bytes_out += n
             self._out.append(_SMALL_BINARY_HEADER[n] + payload)
         else:

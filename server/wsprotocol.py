@@ -30,7 +30,7 @@ from typing import Any
 
 from server.asgi import ClientDisconnected, build_scope
 from server.flow import FlowControl
-from server.handshake import Handshake, accept_response
+from server.handshake import Handshake, accept
 from server.http11 import Request
 from server.logs import client_label, target_label
 from server.response import ResponseWriter, error_response, validate_header
@@ -421,11 +421,12 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _accept(self, message: Message) -> None:
         app_headers = message.get("headers")
-        response = accept_response(
+        response, extension = accept(
             self.handshake,
             message.get("subprotocol"),
             [(bytes(n).lower(), bytes(v)) for n, v in app_headers] if app_headers else (),
             server_headers=self.state.default_header_lines(),
+            deflate=self.state.deflate,
         )
         if self.transport_closed:
             self.phase = Phase.CLOSED
@@ -433,7 +434,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.write(response)
         self.stats.ws_accepted += 1
         self.phase = Phase.OPEN
-        self.conn = ServerConnection(max_message_size=self.config.ws_max_size)
+        self.conn = ServerConnection(
+            self.config.ws_max_size, compressor=extension, decompressor=extension
+        )
         self._access("[accepted]", status=101)
         if self.state.keepalive is not None:
             self.state.keepalive.add(self)  # one shared timer, not one per connection

@@ -23,7 +23,8 @@ from bench.servers import BASELINE, SERVERS, ServerSpec
 HAVE_WSRUN = SERVERS["wsrun"].unavailable() is None
 SMOKE_SERVERS = [BASELINE] + (["wsrun"] if HAVE_WSRUN else [])
 PRIMARY = {"echo": "rate", "echo-pipelined": "rate", "large": "rate", "fanout": "rate",
-           "connect": "rate", "idle": "rss_kib", "chat": "rate"}
+           "connect": "rate", "idle": "rss_kib", "chat": "rate", "fanout-deflate": "rate",
+           "idle-deflate": "rss_kib", "chat-deflate": "rate"}
 
 
 def smoke(names: list[str], scenarios: list[str], client: str) -> dict[str, Any]:
@@ -43,7 +44,8 @@ def assert_well_formed(results: dict[str, Any], names: list[str], scenarios: lis
             (raw,) = entry["rounds"]
             assert "error" not in raw, (scen_name, name, raw)
             if "skipped" in raw:  # only chat may skip, and only with a reason
-                assert scen_name == "chat" and raw["skipped"].startswith("bench/chat_load.py")
+                assert scen_name.startswith("chat")
+                assert raw["skipped"].startswith("bench/chat_load.py")
                 continue
             assert raw["errors"] == 0, (scen_name, name, raw)
             figure = entry["summary"][PRIMARY[scen_name]]
