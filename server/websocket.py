@@ -419,13 +419,8 @@ class ServerConnection:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send in state {self.state.name}")
         self.messages_out += 1
-        compressor = self._compressor
-        if compressor is not None:
-            compressed = compressor.compress(data)
-            if compressed is not None:
-                # RFC 7692 6: "Per-Message Compressed" on the (only) frame.
-                self._send(RSV1 | _TEXT, compressed)
-                return
+        if self._compressor is not None and self._send_compressed(_TEXT, data):
+            return
         payload = data.encode()
         n = len(payload)
         if n < 126:
@@ -434,6 +429,16 @@ class ServerConnection:
             self._out.append(_SMALL_TEXT_HEADER[n] + payload)
         else:
             self._send(_TEXT, payload)
+
+    def _send_compressed(self, opcode: int, data: str | bytes) -> bool:
+        """Queue `data` compressed; False when the compressor declines (below its threshold)."""
+        assert self._compressor is not None
+        compressed = self._compressor.compress(data)
+        if compressed is None:
+            return False
+        # RFC 7692 6: "Per-Message Compressed" on the (only) frame.
+        self._send(RSV1 | opcode, compressed)
+        return True
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Queue a binary message. A bytearray or memoryview is copied (it may change
@@ -446,12 +451,8 @@ class ServerConnection:
             raise InvalidState(f"cannot send in state {self.state.name}")
         payload = data if type(data) is bytes else bytes(data)
         self.messages_out += 1
-        compressor = self._compressor
-        if compressor is not None:
-            compressed = compressor.compress(payload)
-            if compressed is not None:
-                self._send(RSV1 | _BINARY, compressed)
-                return
+        if self._compressor is not None and self._send_compressed(_BINARY, payload):
+            return
         n = len(payload)
         if n < 126:
             self.bytes_out += n
