@@ -47,7 +47,10 @@ class Server:
 def running(app: str, log: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
     port = free_port()
     with log.open("wb") as out:
-        proc = subprocess.Popen(server_command("wsrun", app, port, ["--no-access-log"]),
+        # No keepalive pings: this client reads nothing until the flood is over, and an
+        # unanswered ping would close it (1011) on a machine slow enough to take 20 s.
+        args = ["--no-access-log", "--ws-ping-interval", "0"]
+        proc = subprocess.Popen(server_command("wsrun", app, port, args),
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_for_port(port, proc)
