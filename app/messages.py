@@ -1,9 +1,11 @@
 """The chat.v1 wire format: msgspec Structs, tagged unions on "type", one JSON object a frame.
 
 Decoding is msgspec's: field types, required fields, the room pattern, nick length and
-character class, `since >= 0`, `limit >= 1` are all declared on the Structs, so a frame
-either becomes a typed request or a `BadRequest` carrying msgspec's explanation. Rules that
-have their own error code (`empty`, `too_long`, `not_joined`...) are checked by the session.
+character class, integer ranges (`since`, `before` in 0..2^63-1, the range SQLite stores)
+are all declared on the Structs, so a frame either becomes a typed request or a
+`BadRequest` carrying msgspec's explanation; JSON nested deeper than msgspec's recursion
+limit is a `BadRequest` too. Rules that have their own error code (`empty`, `too_long`,
+`not_joined`...) are checked by the session.
 
 Encoding is also msgspec's; `StoredMessage` caches its encodings so a message fanned out to
 N members is encoded once (plus once more for its author's acknowledgement).
@@ -14,6 +16,7 @@ This module imports only msgspec and the standard library; never `server/`.
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -28,6 +31,8 @@ __all__ = [
     "Request",
     "BadRequest",
     "decode_request",
+    "nick_problem",
+    "NUL_IN_TEXT",
     "StoredMessage",
     "Joined",
     "Left",
@@ -44,16 +49,41 @@ SUBPROTOCOL: Final = "chat.v1"
 # `\Z`, not `$`: in Python's re `$` also matches before a trailing newline ("lobby\n").
 ROOM_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}\Z"
 
+# SQLite INTEGER is a signed 64-bit value (sqlite.org/datatype3.html): larger integers
+# must be refused while decoding, never reach the store.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+NICK_MAX: Final = 32
+# Unicode general categories a nick may not contain (docs/protocol.md "Rules and error
+# codes"): controls, format characters (bidi overrides, zero-width), line/paragraph
+# separators and surrogates.
+_INVISIBLE: Final = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+NUL_IN_TEXT: Final = "text must not contain NUL (U+0000)"
+
 Room = Annotated[str, msgspec.Meta(pattern=ROOM_PATTERN)]
-# Nick: 1-32 printable characters. msgspec counts lengths in code points. Control
-# characters (C0, DEL, C1) are not printable; a nick must also not be only whitespace.
+# Nick: 1-32 code points (msgspec counts lengths in code points), not only whitespace;
+# the character categories are checked by `nick_problem` (Join.__post_init__).
 Nick = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=32, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*\Z"),
+    msgspec.Meta(min_length=1, max_length=NICK_MAX, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*\Z"),
 ]
-MessageId = Annotated[int, msgspec.Meta(ge=0)]
+MessageId = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 # `ref` is opaque to the server: echoed back and used as an idempotency key.
-Ref = Annotated[str, msgspec.Meta(max_length=128)] | int
+Ref = Annotated[str, msgspec.Meta(max_length=128)] | Annotated[
+    int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+
+def nick_problem(nick: str) -> str | None:
+    """Why `nick` breaks the nick rules (docs/protocol.md), or None when it is a valid nick:
+    1-32 code points, not only whitespace, no character of category Cc, Cf, Zl, Zp or Cs."""
+    if not 1 <= len(nick) <= NICK_MAX:
+        return f"nick must be 1 to {NICK_MAX} characters"
+    if nick.isspace():
+        return "nick must not be only whitespace"
+    for char in nick:
+        if unicodedata.category(char) in _INVISIBLE:
+            return f"nick must not contain control or format characters (U+{ord(char):04X})"
+    return None
 
 
 class _Request(msgspec.Struct, tag_field="type", frozen=True, forbid_unknown_fields=False):
@@ -65,6 +95,11 @@ class Join(_Request, tag="join", frozen=True):
     nick: Nick
     since: MessageId | None = None
     ref: Ref | None = None
+
+    def __post_init__(self) -> None:
+        problem = nick_problem(self.nick)
+        if problem is not None:
+            raise ValueError(f"{problem} - at `$.nick`")
 
 
 class Leave(_Request, tag="leave", frozen=True):
@@ -78,19 +113,32 @@ class Say(_Request, tag="say", frozen=True):
     text: str
     ref: Ref | None = None
 
+    def __post_init__(self) -> None:
+        if "\x00" in self.text:
+            raise ValueError(f"{NUL_IN_TEXT} - at `$.text`")
+
 
 class HistoryRequest(_Request, tag="history", frozen=True):
     room: Room
     before: MessageId | None = None
-    # Over 200 is clamped (issue), so only the lower bound is a decoding rule.
-    limit: Annotated[int, msgspec.Meta(ge=1)] = 50
+    # Over 200 is clamped (docs/protocol.md "Server -> client"); the upper bound is SQLite's.
+    limit: Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)] = 50
     ref: Ref | None = None
 
 
 Request = Join | Leave | Say | HistoryRequest
 
+
+
+class _RefProbe(msgspec.Struct, forbid_unknown_fields=False):
+    """Reads only `ref` from a frame that failed to decode; other fields are skipped."""
+
+    ref: Ref | None = None
+
+
 _request_decoder: Final = msgspec.json.Decoder(Request)
-_any_decoder: Final = msgspec.json.Decoder()
+_ref_decoder: Final = msgspec.json.Decoder(_RefProbe)
+TOO_DEEP: Final = "JSON is nested too deeply"
 
 
 class BadRequest(Exception):
@@ -111,21 +159,27 @@ def decode_request(text: str | bytes) -> Request:
     """Decode one text frame.
 
     Raises:
-        BadRequest: invalid JSON, not an object, unknown `type`, missing or mistyped fields.
+        BadRequest: invalid JSON, not an object, unknown `type`, missing or mistyped fields,
+            integers out of range, nesting deeper than msgspec's recursion limit (about
+            1,000 levels: msgspec stops there, so any nesting costs a bounded amount).
     """
     try:
         request: Request = _request_decoder.decode(text)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
-        ref = None
-        try:
-            loose = _any_decoder.decode(text)
-        except msgspec.DecodeError:
-            loose = None
-        if isinstance(loose, dict):
-            # Issue: "every error answering a request that had a `ref` carries that `ref`".
-            ref = loose.get("ref")
-        raise BadRequest(str(exc), ref) from None
+        raise BadRequest(str(exc), _valid_ref(text)) from None
+    except RecursionError:
+        raise BadRequest(TOO_DEEP) from None
     return request
+
+
+def _valid_ref(text: str | bytes) -> Any:
+    """The frame's `ref` when it is an object whose `ref` is itself valid, else None:
+    every error answering a request carries its `ref` (docs/protocol.md), but a ref that
+    breaks the rules is not echoed."""
+    try:
+        return _ref_decoder.decode(text).ref
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 # -- server -> client -----------------------------------------------------------------
