@@ -27,7 +27,7 @@ from app.config import Settings
 from app.messages import SUBPROTOCOL
 from app.metrics import CONTENT_TYPE_LATEST, Metrics
 from app.rooms import Member
-from app.session import PlainSession, Session, V1Session, farewell
+from app.session import PlainSession, Session, V1Session, farewell, plain_nick
 from app.static import StaticFiles, frontend_root
 
 __all__ = ["ChatApp", "chat"]
@@ -142,7 +142,9 @@ class ChatApp:
         async with self._starting:
             if self._runtime is None:
                 settings = self.settings
-                backend = open_backend(settings, self.metrics, farewell)
+                escape = settings.plain_escape_html
+                backend = open_backend(settings, self.metrics,
+                                       lambda room, nick: farewell(room, nick, escape))
                 await backend.start()
                 self._runtime = _Runtime(settings, backend)
         return self._runtime
@@ -229,14 +231,14 @@ class ChatApp:
             return await send({"type": "websocket.close", "code": CLOSE_INTERNAL})
         v1 = SUBPROTOCOL in [p.strip() for p in scope.get("subprotocols", [])]
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL if v1 else None})
-        member = Member(send, "v1" if v1 else "plain", settings.queue_limit, self.metrics)
+        member = Member(send, "v1" if v1 else "plain", settings.queue_limit, self.metrics,
+                        settings.plain_escape_html)
         args = (member, runtime.backend, settings, self.metrics)
         session: Session
         if v1:
             session = V1Session(*args)
         else:
-            client = scope.get("client")
-            session = PlainSession(str(client[0]) if client else "unknown", *args)
+            session = PlainSession(plain_nick(scope.get("client")), *args)
         self.connections += 1
         try:
             await session.start()

@@ -49,6 +49,26 @@ def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tupl
     return burst, seconds
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r}: expected 1 or 0")
+
+
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None  # no Host check
+    # Host names compare case-insensitively (RFC 3986 3.2.2); a trailing dot is the same name.
+    return tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+
+
 def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -77,17 +97,26 @@ def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
-    """Every tunable of the chat. Defaults are the issue's figures.
+    """Every tunable of the chat. Defaults are docs/configuration.md's figures.
 
     Attributes:
         db: SQLite path (`CHAT_DB`); ":memory:" keeps history for the process only.
         rate_burst, rate_period: token bucket per connection (`CHAT_RATE` "20/10").
+        address_rate: token bucket per client address over all its connections, as
+            (burst, period) (`CHAT_ADDRESS_RATE` "100/10").
+        address_connect_rate: new WebSocket connections per client address
+            (`CHAT_ADDRESS_CONNECT_RATE` "60/60"); past it, HTTP 429 before the upgrade.
         max_rooms: rooms one connection may join (`CHAT_MAX_ROOMS`).
         queue_limit: outbound messages buffered per connection before 1013 (`CHAT_QUEUE_LIMIT`).
         max_text: longest message text in code points (`CHAT_MAX_TEXT`).
         history_limit: messages kept per room (`CHAT_HISTORY_LIMIT`).
         allowed_origins: `CHAT_ALLOWED_ORIGINS`; None means the default rule (own host,
-            localhost / 127.0.0.1 / [::1] on any port, "null", no Origin header).
+            localhost / 127.0.0.1 / [::1] on any port, no Origin header, and "null" for
+            plain-text clients only).
+        allowed_hosts: `CHAT_ALLOWED_HOSTS`; None accepts any Host header, else the host
+            names (no port) accepted, "*" for any, ".example.com" for it and its subdomains.
+        plain_escape_html: `CHAT_PLAIN_ESCAPE_HTML`; plain-text lines have `&`, `<`, `>`
+            escaped as HTML entities (for pages that insert them as HTML).
         static_dir: overrides where the page is served from (`CHAT_STATIC_DIR`).
         redis_url: `CHAT_REDIS_URL`; set, the chat keeps its state in Redis so any number
             of processes and machines are one chat (docs/deployment.md); None: in-process.
@@ -102,7 +131,11 @@ class Settings:
     queue_limit: int = 1000
     max_text: int = 4000
     history_limit: int = 1000
+    address_rate: tuple[int, float] = (100, 10.0)
+    address_connect_rate: tuple[int, float] = (60, 60.0)
     allowed_origins: tuple[str, ...] | None = None
+    allowed_hosts: tuple[str, ...] | None = None
+    plain_escape_html: bool = True
     static_dir: str | None = None
     redis_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     presence_ttl: float = 15.0
@@ -125,7 +158,11 @@ class Settings:
             queue_limit=_int(env, "CHAT_QUEUE_LIMIT", d.queue_limit, 1),
             max_text=_int(env, "CHAT_MAX_TEXT", d.max_text, 1),
             history_limit=_int(env, "CHAT_HISTORY_LIMIT", d.history_limit, 1),
+            address_rate=_rate(env, "CHAT_ADDRESS_RATE", d.address_rate),
+            address_connect_rate=_rate(env, "CHAT_ADDRESS_CONNECT_RATE", d.address_connect_rate),
             allowed_origins=_origins(env, "CHAT_ALLOWED_ORIGINS"),
+            allowed_hosts=_hosts(env, "CHAT_ALLOWED_HOSTS"),
+            plain_escape_html=_bool(env, "CHAT_PLAIN_ESCAPE_HTML", d.plain_escape_html),
             static_dir=env.get("CHAT_STATIC_DIR") or None,
             redis_url=_redis_url(env, "CHAT_REDIS_URL"),
             presence_ttl=_seconds(env, "CHAT_PRESENCE_TTL", d.presence_ttl, 1.0),

@@ -16,6 +16,7 @@ This module imports only msgspec and the standard library; never `server/`.
 from __future__ import annotations
 
 import datetime
+import html
 import unicodedata
 from typing import Annotated, Any, Final, Literal
 
@@ -42,6 +43,7 @@ __all__ = [
     "encode",
     "error_frame",
     "utc_now",
+    "plain_escape",
 ]
 
 SUBPROTOCOL: Final = "chat.v1"
@@ -254,7 +256,7 @@ class StoredMessage:
         ref: the author's idempotency key, or None.
     """
 
-    __slots__ = ("id", "room", "nick", "text", "ts", "ref", "_v1", "_ack", "_plain")
+    __slots__ = ("id", "room", "nick", "text", "ts", "ref", "_v1", "_ack", "_plain", "_html")
 
     def __init__(self, id: int, room: str, nick: str, text: str, ts: str, ref: Any) -> None:
         self.id = id
@@ -266,6 +268,7 @@ class StoredMessage:
         self._v1: str | None = None
         self._ack: str | None = None
         self._plain: str | None = None
+        self._html: str | None = None
 
     def out(self, with_ref: bool = False) -> MessageOut:
         return MessageOut(
@@ -287,9 +290,20 @@ class StoredMessage:
             self._ack = encode(self.out(with_ref=True))
         return self._ack
 
-    def plain(self) -> str:
-        """The seed's line: `HH:MM:SS <nick> say: <text>`, in the server's local time."""
+    def plain(self, escape_html: bool = False) -> str:
+        """The plain-text line `HH:MM:SS <nick> say: <text>` in the server's local time
+        (docs/protocol.md "Plain text"), with `&`, `<`, `>` as HTML entities if asked."""
         if self._plain is None:
             ts = datetime.datetime.fromisoformat(self.ts.replace("Z", "+00:00"))
             self._plain = f"{ts.astimezone().strftime('%H:%M:%S')} {self.nick} say: {self.text}"
-        return self._plain
+        if not escape_html:
+            return self._plain
+        if self._html is None:
+            self._html = plain_escape(self._plain)
+        return self._html
+
+
+def plain_escape(line: str) -> str:
+    """`&`, `<`, `>` as HTML entities: a page that inserts plain-text lines with innerHTML
+    (the plain-text page docs/protocol.md describes) then shows them as typed."""
+    return html.escape(line, quote=False)

@@ -49,10 +49,13 @@ class Member:
         mode: "v1" (chat.v1 JSON) or "plain" (the seed's text lines).
         queue_limit: outbound frames buffered before the connection is closed with 1013.
         metrics: where sent frames, bytes and drops are counted.
+        escape_html: plain mode only: messages' lines have `&`, `<`, `>` as HTML entities.
     """
 
-    def __init__(self, send: Send, mode: Mode, queue_limit: int, metrics: Metrics) -> None:
+    def __init__(self, send: Send, mode: Mode, queue_limit: int, metrics: Metrics,
+                 escape_html: bool = False) -> None:
         self.mode: Mode = mode
+        self.escape_html = escape_html  # plain mode: `&`, `<`, `>` of lines as HTML entities
         self.rooms: dict[str, str] = {}  # room -> this connection's nick there (session's)
         self.closing = False  # no more frames are queued once set
         self._send = send
@@ -170,7 +173,7 @@ def deliver(member: Member, event: Event, author: Member | None) -> None:
     """Queue `event` for `member` in its own format."""
     if isinstance(event, StoredMessage):
         if member.mode == "plain":
-            member.put(event.plain())
+            member.put(event.plain(member.escape_html))
         else:
             member.put(event.ack() if member is author else event.v1())
     elif member.mode == "plain":

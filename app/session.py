@@ -1,4 +1,4 @@
-"""One chat connection: chat.v1 requests or the seed's plain-text lines -> Backend calls.
+"""One chat connection: chat.v1 requests or plain-text lines -> Backend calls.
 
 The session turns each received text frame into at most one reply or one queued message;
 bad input becomes an error reply (chat.v1 `{"type":"error",...}`, plain `error: <code>`)
@@ -12,6 +12,7 @@ This module imports the other app/ modules; never `server/`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import Any, Final
@@ -29,17 +30,22 @@ from app.messages import (
     decode_request,
     encode,
     error_frame,
+    nick_problem,
+    plain_escape,
 )
 from app.metrics import Metrics
 from app.rooms import Member
 
 __all__ = ["Session", "V1Session", "PlainSession", "TokenBucket", "LOBBY", "HISTORY_MAX",
-           "farewell"]
+           "farewell", "plain_nick", "PLAIN_NICK_FALLBACK"]
 
 log = logging.getLogger("app.session")
 
-LOBBY: Final = "lobby"  # the seed's one room, where plain-text clients chat
-HISTORY_MAX: Final = 200  # issue: "limit over 200 is clamped"
+LOBBY: Final = "lobby"  # the room plain-text clients chat in (docs/protocol.md "Plain text")
+HISTORY_MAX: Final = 200  # docs/protocol.md "Server -> client": `limit` above 200 is clamped
+# The nick of a plain-text client whose address is not an IP address and breaks the nick
+# rules (docs/protocol.md "Plain text").
+PLAIN_NICK_FALLBACK: Final = "unknown"
 
 ERROR_MESSAGES: Final = {
     "already_joined": "you are already in this room",
@@ -73,14 +79,30 @@ class TokenBucket:
         return False
 
 
-def logout_line(nick: str) -> str:
-    """The seed's Logout line, `HH:MM:SS <nick> say: <nick> Logout` (server local time)."""
-    return f"{time.strftime('%H:%M:%S')} {nick} say: {nick} Logout"
+def plain_nick(client: Any) -> str:
+    """A plain-text client's nick from the ASGI scope's `client` (docs/protocol.md "Plain
+    text"): an IP address in its canonical form (RFC 5952 for IPv6, no zone), else the host
+    if it keeps the nick rules, else PLAIN_NICK_FALLBACK. Whatever a server (or a proxy
+    header it trusts) put there, the nick is printable, short and one line."""
+    host = client[0] if isinstance(client, (list, tuple)) and client else None
+    if not isinstance(host, str):
+        return PLAIN_NICK_FALLBACK
+    try:
+        return str(ipaddress.ip_address(host.partition("%")[0]))
+    except ValueError:
+        pass
+    return host if nick_problem(host) is None else PLAIN_NICK_FALLBACK
 
 
-def farewell(room: str, nick: str) -> str | None:
+def logout_line(nick: str, escape_html: bool = False) -> str:
+    """The plain-text Logout line, `HH:MM:SS <nick> say: <nick> Logout` (server local time)."""
+    line = f"{time.strftime('%H:%M:%S')} {nick} say: {nick} Logout"
+    return plain_escape(line) if escape_html else line
+
+
+def farewell(room: str, nick: str, escape_html: bool = False) -> str | None:
     """What plain-text members see when `nick` leaves `room` without a word."""
-    return logout_line(nick) if room == LOBBY else None
+    return logout_line(nick, escape_html) if room == LOBBY else None
 
 
 class Session:
@@ -108,6 +130,11 @@ class Session:
             return "empty"
         return None
 
+    def welcome_line(self, nick: str) -> str:
+        """What plain-text members of lobby see when `nick` joins it."""
+        line = f"Welcome, {nick} !"
+        return plain_escape(line) if self.settings.plain_escape_html else line
+
     async def leave(self, room: str, plain_line: str | None) -> None:
         if self.member.rooms.pop(room, None) is None:
             return
@@ -115,8 +142,9 @@ class Session:
 
     async def finish(self) -> None:
         """The connection is gone: leave every room, telling the others."""
+        escape = self.settings.plain_escape_html
         for room, nick in list(self.member.rooms.items()):
-            await self.leave(room, farewell(room, nick))
+            await self.leave(room, farewell(room, nick, escape))
 
 
 class V1Session(Session):
@@ -148,7 +176,7 @@ class V1Session(Session):
         problem = self.text_error(request.text)
         if problem is not None:
             return self.error(problem, request.ref)
-        # The rate limit counts chat messages only, after validation (issue).
+        # The rate limit counts chat messages only, after validation (docs/protocol.md).
         if not self.bucket.take():
             return self.error("rate_limited", request.ref)
         # Not awaited: the acknowledgement arrives through the outbox after the commit,
@@ -160,7 +188,7 @@ class V1Session(Session):
             return self.error("already_joined", request.ref)
         if len(self.member.rooms) >= self.settings.max_rooms:
             return self.error("too_many_rooms", request.ref)
-        welcome = f"Welcome, {request.nick} !" if request.room == LOBBY else None
+        welcome = self.welcome_line(request.nick) if request.room == LOBBY else None
         result = await self.backend.join(
             self.member, request.room, request.nick, request.since, welcome=welcome)
         if result.error is None:
@@ -172,8 +200,9 @@ class V1Session(Session):
         if request.room not in self.member.rooms:
             return self.error("not_joined", request.ref)
         nick = self.member.rooms[request.room]
-        # Plain-text clients in lobby see a v1 member leave as the seed's Logout line.
-        await self.leave(request.room, farewell(request.room, nick))
+        # Plain-text clients in lobby see a v1 member leave as the Logout line.
+        escape = self.settings.plain_escape_html
+        await self.leave(request.room, farewell(request.room, nick, escape))
         self.member.put(encode(Left(room=request.room)))
 
     async def history(self, request: HistoryRequest) -> None:
@@ -189,17 +218,17 @@ class V1Session(Session):
 
 
 class PlainSession(Session):
-    """The seed's chat: every text frame is a line said in lobby; `quit` logs out."""
+    """Plain text (docs/protocol.md): every text frame is a line said in lobby; `quit` logs out."""
 
     def __init__(self, nick: str, *args: Any) -> None:
         super().__init__(*args)
         self.nick = nick
 
     async def start(self) -> None:
-        # Issue: "When anyone joins lobby, plain-text clients get `Welcome, <nick> !`",
-        # the joiner included (the seed broadcast it to every connection).
+        # When anyone joins lobby, plain-text clients get `Welcome, <nick> !`, the joiner
+        # included (docs/protocol.md "Plain text").
         result = await self.backend.join(self.member, LOBBY, self.nick, unique=False,
-                                         welcome=f"Welcome, {self.nick} !")
+                                         welcome=self.welcome_line(self.nick))
         if result.error is None:
             self.member.rooms[LOBBY] = self.nick
         elif result.error != "closed":
@@ -216,13 +245,15 @@ class PlainSession(Session):
         if LOBBY not in self.member.rooms:
             return  # logging out
         if text == "quit":
-            # Seed: `HH:MM:SS <nick> say: <nick> Logout` to everyone, itself included, then
-            # close. It is a stored message, so v1 members and history see it too.
+            # `HH:MM:SS <nick> say: <nick> Logout` to everyone, itself included, then close
+            # (docs/protocol.md). It is a stored message, so v1 members and history see it.
             await self.backend.say(self.member, LOBBY, self.nick, f"{self.nick} Logout")
             # The Logout line already told plain clients; v1 members get a presence leave.
             await self.leave(LOBBY, None)
             self.member.close(1000)
             return
+        if "\x00" in text:
+            return self.error("bad_request")
         problem = self.text_error(text)
         if problem is not None:
             return self.error(problem)

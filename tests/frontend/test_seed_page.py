@@ -20,6 +20,7 @@ from tests.frontend.conftest import ChatPage, chat_server, shoot
 SEED_PAGE = Path(__file__).with_name("seed_client.html")
 SEED_PORT = 12345
 CLOCK = r"\d\d:\d\d:\d\d"
+IMG = "<img src=x onerror=alert(1)>"
 
 
 def test_seed_page_chats_with_the_new_page(tmp_path: Path,
@@ -53,20 +54,26 @@ def test_seed_page_chats_with_the_new_page(tmp_path: Path,
         # chat.v1 -> seed: carol's message in the seed's plain-text format.
         carol.say("hello, seed")
         expect(log).to_contain_text(re.compile(rf"{CLOCK} carol say: hello, seed"))
+        # The seed's log is built with innerHTML: markup arrives escaped, shows as typed,
+        # and runs nothing (no dialog below).
+        carol.say(IMG)
+        expect(log).to_contain_text(re.compile(rf"{CLOCK} carol say: {re.escape(IMG)}"))
+        expect(log.locator("img")).to_have_count(0)
         lines = [line for line in log.inner_text().split("\n") if line]
         assert lines[:3] == ["Connected", "Welcome, 127.0.0.1 !", "Welcome, carol !"]
         assert [re.sub(CLOCK, "HH:MM:SS", line) for line in lines[3:]] == [
             "HH:MM:SS 127.0.0.1 say: hello from the seed",
             "HH:MM:SS carol say: hello, seed",
+            f"HH:MM:SS carol say: {IMG}",
         ]
         shoot(seed, "seed-page")
 
         # Closing the seed's page sends `quit` from its onbeforeunload.
         seed.close(run_before_unload=True)
         expect(carol.confirmed_texts()).to_have_text(
-            ["hello from the seed", "hello, seed", "127.0.0.1 Logout"])
+            ["hello from the seed", "hello, seed", IMG, "127.0.0.1 Logout"])
         expect(carol.log("lobby").locator("li.msg .nick")).to_have_text(
-            ["127.0.0.1", "carol", "127.0.0.1"])
+            ["127.0.0.1", "carol", "carol", "127.0.0.1"])
         shoot(carol.page, "seed-logout")
         assert alerts == []
         assert carol.dialogs == [] and carol.errors == []
