@@ -2,8 +2,11 @@
 
 Routes (relative to `root_path`, so the app also works mounted at a sub-path):
 - WebSocket `/ws` and `/`: chat.v1 when the client offers that subprotocol, else the
-  seed's plain-text chat; a disallowed Origin is refused before accept (HTTP 403).
+  plain-text chat (docs/protocol.md); before accept, a disallowed Origin is refused (HTTP
+  403) and an address over `CHAT_ADDRESS_CONNECT_RATE` too (HTTP 429).
 - `GET /healthz`: JSON status; `GET /metrics`: Prometheus text; anything else: frontend/.
+- With `CHAT_ALLOWED_HOSTS` set, a request whose Host is not listed gets HTTP 400 (a
+  WebSocket handshake too), whatever its path (docs/deployment.md "Host allow-list").
 
 Start-up (lifespan, or lazily on first use when the server sends no lifespan, as inside a
 Starlette mount) reads the settings and starts the backend (app/backends/).
@@ -24,6 +27,7 @@ import msgspec
 
 from app.backends import Backend, open_backend
 from app.config import Settings
+from app.limits import AddressLimiter
 from app.messages import SUBPROTOCOL
 from app.metrics import CONTENT_TYPE_LATEST, Metrics
 from app.rooms import Member
@@ -62,11 +66,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def origin_allowed(scope: Scope, allowed: tuple[str, ...] | None) -> bool:
+def origin_allowed(scope: Scope, allowed: tuple[str, ...] | None, v1: bool = True) -> bool:
     """The Origin check of the handshake (RFC 6455 10.2: servers should verify Origin).
 
-    Default rule (`allowed` None): no Origin header (not a browser), "null" (a file:// page
-    such as the seed's), localhost / 127.0.0.1 / [::1] on any port, and the request's own Host.
+    Default rule (`allowed` None): no Origin header (not a browser), localhost / 127.0.0.1 /
+    [::1] on any port, the request's own Host, and "null" (RFC 6454 7.3, a file:// or
+    sandboxed page) for plain-text clients only: the plain-text page is opened from a file,
+    a chat.v1 page is served over HTTP. A configured list allows "null" when it lists it.
     """
     origin = _header(scope, b"origin")
     if origin is None:
@@ -75,7 +81,7 @@ def origin_allowed(scope: Scope, allowed: tuple[str, ...] | None) -> bool:
     if allowed is not None:
         return "*" in allowed or origin in allowed
     if origin == "null":
-        return True
+        return not v1
     parts = urllib.parse.urlsplit(origin)
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
         return False
@@ -87,6 +93,45 @@ def origin_allowed(scope: Scope, allowed: tuple[str, ...] | None) -> bool:
         return True
     host = (_header(scope, b"host") or "").strip().lower()
     return host != "" and parts.netloc == host
+
+
+def host_allowed(scope: Scope, allowed: tuple[str, ...] | None) -> bool:
+    """The Host allow-list (`CHAT_ALLOWED_HOSTS`), against DNS rebinding: a page of another
+    site whose name was re-pointed at this server sends that name as Host (RFC 9110 7.2).
+
+    `allowed` None accepts anything. Entries are host names without port: exact,
+    "*" (any), ".example.com" (it and its subdomains), "*.example.com" (subdomains only).
+    A request without Host is refused when a list is set.
+    """
+    if allowed is None:
+        return True
+    if "*" in allowed:
+        return True
+    value = (_header(scope, b"host") or "").strip().lower()
+    if value.startswith("["):  # IPv6 literal, RFC 3986 3.2.2: "[" address "]" [":" port]
+        name = value[:value.find("]") + 1] if "]" in value else ""
+    else:
+        name = value.partition(":")[0]
+    name = name.rstrip(".")
+    if not name:
+        return False
+    for entry in allowed:
+        if entry.startswith("*."):
+            if name.endswith(entry[1:]):
+                return True
+        elif entry.startswith("."):
+            if name == entry[1:] or name.endswith(entry):
+                return True
+        elif name == entry:
+            return True
+    return False
+
+
+def client_address(scope: Scope) -> str:
+    """The key of per-address limits: the scope's `client` host (the forwarded one behind a
+    trusted proxy), "" when the server gives none (a Unix socket)."""
+    client = scope.get("client")
+    return str(client[0]) if client else ""
 
 
 class _Runtime:
@@ -109,6 +154,7 @@ class ChatApp:
         self._starting: asyncio.Lock | None = None
         self._static: StaticFiles | None = None
         self.connections = 0
+        self._limiters: tuple[AddressLimiter, AddressLimiter] | None = None
         self.metrics = Metrics(lambda: self.connections, self._room_count)
 
     def _room_count(self) -> int:
@@ -119,6 +165,15 @@ class ChatApp:
         if self._settings is None:
             self._settings = Settings.from_env()
         return self._settings
+
+    @property
+    def limiters(self) -> tuple[AddressLimiter, AddressLimiter]:
+        """(messages, connections) per client address, made from the settings on first use."""
+        if self._limiters is None:
+            settings = self.settings
+            self._limiters = (AddressLimiter(*settings.address_rate),
+                              AddressLimiter(*settings.address_connect_rate))
+        return self._limiters
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -175,7 +230,12 @@ class ChatApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = route_path(scope)
         method = scope.get("method", "GET")
-        if path in ("/healthz", "/metrics"):
+        if not host_allowed(scope, self.settings.allowed_hosts):
+            self.metrics.errors.labels("host").inc()
+            body = b"invalid host header\n"
+            status, headers = 400, [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]
+        elif path in ("/healthz", "/metrics"):
             if method not in ("GET", "HEAD"):
                 status, headers, body = 405, [(b"allow", b"GET, HEAD")], b"method not allowed\n"
                 headers.append((b"content-type", b"text/plain; charset=utf-8"))
@@ -202,14 +262,17 @@ class ChatApp:
 
     # -- websocket ------------------------------------------------------------------------
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, text: str) -> None:
+    async def _refuse(self, scope: Scope, send: Send, status: int, text: str,
+                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
         """Refuse a handshake before accept: the denial response when the server has the
-        extension, else websocket.close, which servers answer with HTTP 403."""
-        if "websocket.http.response" in scope.get("extensions", {}):
+        extension (ASGI "Websocket Denial Response"), else websocket.close, which servers
+        answer with HTTP 403."""
+        if "websocket.http.response" in (scope.get("extensions") or {}):
             body = text.encode()
             await send({"type": "websocket.http.response.start", "status": status,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                    (b"content-length", str(len(body)).encode())]})
+                                    (b"content-length", str(len(body)).encode()),
+                                    *(extra or [])]})
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": 1008})
@@ -218,18 +281,29 @@ class ChatApp:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
+        settings = self.settings
+        if not host_allowed(scope, settings.allowed_hosts):
+            self.metrics.errors.labels("host").inc()
+            return await self._refuse(scope, send, 400, "invalid host header\n")
         if route_path(scope) not in ("/", "/ws"):
             return await self._refuse(scope, send, 404, "not found\n")
-        settings = self.settings
-        if not origin_allowed(scope, settings.allowed_origins):
+        v1 = SUBPROTOCOL in [p.strip() for p in scope.get("subprotocols", [])]
+        if not origin_allowed(scope, settings.allowed_origins, v1):
             self.metrics.errors.labels("origin").inc()
             return await self._refuse(scope, send, 403, "origin not allowed\n")
+        address = client_address(scope)
+        message_limiter, connect_limiter = self.limiters
+        if not connect_limiter.take(address):
+            # RFC 6585 4: 429 Too Many Requests, with a Retry-After (RFC 9110 10.2.3).
+            self.metrics.errors.labels("connect_rate").inc()
+            retry = str(connect_limiter.retry_after(address)).encode()
+            return await self._refuse(scope, send, 429, "too many connections\n",
+                                      [(b"retry-after", retry)])
         try:
             runtime = await self.startup()
         except Exception:
             log.exception("chat start-up failed")
             return await send({"type": "websocket.close", "code": CLOSE_INTERNAL})
-        v1 = SUBPROTOCOL in [p.strip() for p in scope.get("subprotocols", [])]
         await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL if v1 else None})
         member = Member(send, "v1" if v1 else "plain", settings.queue_limit, self.metrics,
                         settings.plain_escape_html)
@@ -239,6 +313,8 @@ class ChatApp:
             session = V1Session(*args)
         else:
             session = PlainSession(plain_nick(scope.get("client")), *args)
+        # Chat messages count against the address too (`CHAT_ADDRESS_RATE`).
+        session.address_take = lambda: message_limiter.take(address)
         self.connections += 1
         try:
             await session.start()

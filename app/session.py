@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from app.backends import Backend, Unavailable
@@ -105,8 +106,16 @@ def farewell(room: str, nick: str, escape_html: bool = False) -> str | None:
     return logout_line(nick, escape_html) if room == LOBBY else None
 
 
+def _unlimited() -> bool:
+    return True
+
+
 class Session:
-    """State shared by both modes: the member, its rate limit, leaving on disconnect."""
+    """State shared by both modes: the member, its rate limits, leaving on disconnect.
+
+    `address_take` spends one chat message of the client's address (`CHAT_ADDRESS_RATE`,
+    app/limits.py) and says whether it had one; the app sets it, the default never limits.
+    """
 
     def __init__(self, member: Member, backend: Backend, settings: Settings,
                  metrics: Metrics) -> None:
@@ -115,6 +124,7 @@ class Session:
         self.settings = settings
         self.metrics = metrics
         self.bucket = TokenBucket(settings.rate_burst, settings.rate_period)
+        self.address_take: Callable[[], bool] = _unlimited
 
     async def start(self) -> None:
         """Called once after accept."""
@@ -177,7 +187,7 @@ class V1Session(Session):
         if problem is not None:
             return self.error(problem, request.ref)
         # The rate limit counts chat messages only, after validation (docs/protocol.md).
-        if not self.bucket.take():
+        if not (self.bucket.take() and self.address_take()):
             return self.error("rate_limited", request.ref)
         # Not awaited: the acknowledgement arrives through the outbox after the commit,
         # so one connection can have several messages in flight.
@@ -257,6 +267,6 @@ class PlainSession(Session):
         problem = self.text_error(text)
         if problem is not None:
             return self.error(problem)
-        if not self.bucket.take():
+        if not (self.bucket.take() and self.address_take()):
             return self.error("rate_limited")
         self.backend.say(self.member, LOBBY, self.nick, text)

@@ -5,7 +5,10 @@
 the repository's directory. GET and HEAD only (405 otherwise); `/` is index.html; content
 types from the extension; a strong ETag from the content, answered with 304 when
 If-None-Match matches (RFC 9110 13.1.2); no path traversal: a path that is not a plain
-relative file name inside the directory is 404 (400 for NUL or backslash).
+relative file name inside the directory is 404 (400 for NUL or backslash). Only the page's
+files are served: names with a web content type below (so not the package's `__init__.py`
+or `__pycache__`), no name starting with "." or "_", and a file's path never with a
+trailing "/" (`/index.html/` is 404, as a file is not a directory).
 
 This module imports only the standard library; never `server/`.
 """
@@ -87,17 +90,20 @@ class StaticFiles:
         self.root = root
 
     def _find(self, path: str) -> Traversable | None:
-        parts = [p for p in path.split("/") if p]
-        if not parts:
-            parts = ["index.html"]
+        parts = path.split("/")[1:] if path.startswith("/") else path.split("/")
+        directory = parts[-1] == ""  # "/", "/sub/": the directory's index.html
+        if directory:
+            parts[-1] = "index.html"
         node = self.root
         for part in parts:
-            # Only plain names: "..", "." and hidden files never resolve to anything.
-            if part in (".", "..") or part.startswith("."):
+            # Only plain names: "", "..", ".", hidden and private ("_") names never resolve.
+            if not part or part[0] in "._":
                 return None
             node = node.joinpath(part)
-        if node.is_dir():
+        if not directory and node.is_dir():
             node = node.joinpath("index.html")
+        if "." not in node.name or node.name[node.name.rfind("."):].lower() not in _TYPES:
+            return None  # not one of the page's files (source, bytecode, data)
         return node if node.is_file() else None
 
     def respond(self, method: str, path: str, if_none_match: str | None) -> Response:

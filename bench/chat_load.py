@@ -12,8 +12,9 @@ sends a `say` whose text is the send time, and sends the next when its own ackno
 - p50/p99 delivery latency: send -> arrival at another member.
 The clients run in this process (uvloop when available) on the same machine as the server,
 so the figures are end-to-end for one machine, client cost included. A server started by
-`--servers` gets `CHAT_RATE=1000000/1` (the default 20/10 s limit would be the bottleneck)
-and a fresh SQLite file in a temporary directory.
+`--servers` gets `CHAT_RATE=1000000/1` and the same per-address limits (the defaults would
+be the bottleneck: every client is 127.0.0.1) and a fresh SQLite file in a temporary
+directory.
 """
 
 from __future__ import annotations
@@ -185,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in args.servers.split(","):
             with tempfile.TemporaryDirectory() as tmp:
-                env = {"CHAT_DB": str(Path(tmp) / "bench.db"), "CHAT_RATE": "1000000/1"}
+                env = {"CHAT_DB": str(Path(tmp) / "bench.db"), "CHAT_RATE": "1000000/1",
+                       "CHAT_ADDRESS_RATE": "1000000/1",
+                       "CHAT_ADDRESS_CONNECT_RATE": "1000000/1"}
                 extra = ["--no-access-log"] if name == "wsrun" else []
                 with serve(name, "app:chat", env=env, args=extra) as addr:
                     results[name] = asyncio.run(run(addr, *options))

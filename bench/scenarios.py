@@ -65,7 +65,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              {"clients": 4, "rooms": 2}, "app:chat, 100 clients in 10 rooms speaking chat.v1",
              only=("wsrun", "uvicorn-sansio"),
              # A fresh SQLite file per server; the default rate limit would be the bottleneck.
-             env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1"}),
+             env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1",
+                  "CHAT_ADDRESS_RATE": "1000000/1", "CHAT_ADDRESS_CONNECT_RATE": "1000000/1"}),
     # permessage-deflate (RFC 7692) negotiated, as browsers offer it; only the servers that
     # accept it by default. The clients inflate what they receive and send uncompressed.
     Scenario("fanout-deflate", "fanout", BROADCAST_APP, "deliveries/s",
@@ -80,7 +81,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              {"clients": 100, "rooms": 10, "deflate": True},
              {"clients": 4, "rooms": 2}, "chat with permessage-deflate negotiated",
              only=("wsrun", "uvicorn-sansio"),
-             env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1"}),
+             env={"CHAT_DB": "{workdir}/{server}.db", "CHAT_RATE": "1000000/1",
+                  "CHAT_ADDRESS_RATE": "1000000/1", "CHAT_ADDRESS_CONNECT_RATE": "1000000/1"}),
 )}
 
 

@@ -21,6 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# Every test client comes from 127.0.0.1: the chat's per-address limits (defaults 100
+# messages / 10 s, 60 connections / 60 s) would throttle whole test modules as one abusive
+# client. Scenarios that test those limits set their own.
+LOOPBACK_CHAT_LIMITS: dict[str, str] = {
+    "CHAT_ADDRESS_RATE": "1000000/1", "CHAT_ADDRESS_CONNECT_RATE": "1000000/1"}
+
 
 def free_port() -> int:
     with socket.socket() as sock:

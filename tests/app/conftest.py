@@ -39,7 +39,7 @@ from tests.app.peers import (
     WsprotoPeer,
     hold,
 )
-from tests.procs import serve
+from tests.procs import LOOPBACK_CHAT_LIMITS, serve
 from tests.redisproc import RedisServer
 
 __all__ = ["Closed", "Peer", "Refused", "Target", "hold", "lifespan"]
@@ -159,7 +159,7 @@ class InProcess(Target):
 class Process(Target):
     def __init__(self, name: str, db: Path, env: dict[str, str] | None = None) -> None:
         self.name = name.removesuffix(REDIS)
-        self.env = {"CHAT_DB": str(db), **(env or {})}
+        self.env = {"CHAT_DB": str(db), **LOOPBACK_CHAT_LIMITS, **(env or {})}
         self.stack = contextlib.ExitStack()
         self.peers: list[Peer] = []
 
@@ -224,7 +224,8 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path,
     name = request.param
     env = redis_env(request, name)
     if name.startswith("inprocess"):
-        inproc = InProcess(Settings.from_env({"CHAT_DB": str(tmp_path / "chat.db"), **env}))
+        inproc = InProcess(Settings.from_env(
+            {"CHAT_DB": str(tmp_path / "chat.db"), **LOOPBACK_CHAT_LIMITS, **env}))
         await inproc.start()
         try:
             yield inproc
@@ -254,7 +255,8 @@ async def own_target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             redis.append(RedisServer(tmp_path / f"redis{len(redis)}").start())
             env = {"CHAT_REDIS_URL": redis[-1].url, **env}
         if name.startswith("inprocess"):
-            settings = Settings.from_env({"CHAT_DB": str(tmp_path / "own.db"), **env})
+            settings = Settings.from_env(
+                {"CHAT_DB": str(tmp_path / "own.db"), **LOOPBACK_CHAT_LIMITS, **env})
             inproc = InProcess(settings)
             await inproc.start()
             made.append(inproc)

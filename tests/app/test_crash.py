@@ -19,7 +19,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 
-from tests.procs import ROOT, free_port, stop, wait_for_port
+from tests.procs import LOOPBACK_CHAT_LIMITS, ROOT, free_port, stop, wait_for_port
 
 TOTAL = 400
 IN_FLIGHT = 20
@@ -30,7 +30,7 @@ def start(port: int, db: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "app:chat", "--port", str(port), "--no-access-log"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "CHAT_DB": str(db), "CHAT_RATE": "100000/1"},
+        env={**os.environ, "CHAT_DB": str(db), "CHAT_RATE": "100000/1", **LOOPBACK_CHAT_LIMITS},
     )
     wait_for_port(port, proc)
     return proc

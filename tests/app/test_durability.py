@@ -72,7 +72,8 @@ async def test_slow_consumer_is_closed_with_1013(name: str, own_target: Any) -> 
 
 async def test_slow_consumer_in_process(tmp_path: Any) -> None:
     """The app under a hand-driven ASGI connection whose socket never drains."""
-    app = ChatApp(Settings(db=str(tmp_path / "c.db"), queue_limit=3, rate_burst=1000))
+    app = ChatApp(Settings(db=str(tmp_path / "c.db"), queue_limit=3, rate_burst=1000,
+                           address_rate=(1000, 1.0)))
     async with lifespan(app):
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         sent: list[dict[str, Any]] = []

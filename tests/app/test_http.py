@@ -96,6 +96,15 @@ async def test_no_path_traversal(tmp_path: Path) -> None:
         assert await asgi_get(app, path) == (400, b"bad path\n"), path
 
 
+async def test_only_the_page_files_are_served(tmp_path: Path) -> None:
+    app = ChatApp(Settings(db=str(tmp_path / "c.db")))
+    for path in ("/__init__.py", "/index.html/", "/main.js/", "/index.html//", "/__pycache__/",
+                 "/__pycache__/__init__.cpython-311.pyc", "/_private.js", "/sub//index.html"):
+        assert await asgi_get(app, path) == (404, b"not found\n"), path
+    for path in ("/", "/index.html", "/main.js"):
+        assert (await asgi_get(app, path))[0] == 200, path
+
+
 async def test_healthz_and_metrics(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     assert health.headers["content-type"] == "application/json"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.asgi import origin_allowed, route_path
+from app.asgi import host_allowed, origin_allowed, route_path
 from app.config import Settings
+from app.limits import AddressLimiter
 from app.messages import BadRequest, HistoryRequest, Join, Say, StoredMessage, decode_request
 from app.session import TokenBucket
 from app.store import SCHEMA_VERSION, Store
@@ -24,6 +25,14 @@ def test_settings_defaults_and_env() -> None:
     assert (s.db, s.rate_burst, s.rate_period, s.max_rooms, s.queue_limit, s.max_text,
             s.history_limit, s.allowed_origins) == (
         ":memory:", 5, 2.5, 3, 10, 9, 7, ("https://a.example", "null"))
+    d = Settings()
+    assert (d.address_rate, d.address_connect_rate, d.allowed_hosts, d.plain_escape_html) == (
+        (100, 10.0), (60, 60.0), None, True)
+    s = Settings.from_env({"CHAT_ADDRESS_RATE": "500/10", "CHAT_ADDRESS_CONNECT_RATE": "600",
+                           "CHAT_ALLOWED_HOSTS": "Chat.Example., .example.org",
+                           "CHAT_PLAIN_ESCAPE_HTML": "0"})
+    assert (s.address_rate, s.address_connect_rate, s.allowed_hosts, s.plain_escape_html) == (
+        (500, 10.0), (600, 1.0), ("chat.example", ".example.org"), False)
 
 
 @pytest.mark.parametrize("env, message", [
@@ -31,6 +40,11 @@ def test_settings_defaults_and_env() -> None:
     ({"CHAT_RATE": "0/10"}, "CHAT_RATE='0/10': both numbers must be positive"),
     ({"CHAT_MAX_ROOMS": "many"}, "CHAT_MAX_ROOMS='many': expected an integer"),
     ({"CHAT_QUEUE_LIMIT": "0"}, "CHAT_QUEUE_LIMIT='0': must be at least 1"),
+    ({"CHAT_ADDRESS_RATE": "x/1"},
+     "CHAT_ADDRESS_RATE='x/1': expected MESSAGES/SECONDS, e.g. 20/10"),
+    ({"CHAT_ADDRESS_CONNECT_RATE": "60/0"},
+     "CHAT_ADDRESS_CONNECT_RATE='60/0': both numbers must be positive"),
+    ({"CHAT_PLAIN_ESCAPE_HTML": "maybe"}, "CHAT_PLAIN_ESCAPE_HTML='maybe': expected 1 or 0"),
 ])
 def test_settings_errors_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError) as error:
@@ -105,7 +119,7 @@ async def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("origin, host, allowed, expected", [
     (None, "x", None, True),
-    ("null", "x", None, True),
+    ("null", "x", None, False),  # chat.v1; plain-text clients: test_null_origin_rule
     ("http://localhost:5173", "chat.example", None, True),
     ("https://127.0.0.1", "chat.example", None, True),
     ("http://[::1]:8000", "chat.example", None, True),
@@ -124,6 +138,53 @@ def test_origin_rule(origin: str | None, host: str, allowed: tuple[str, ...] | N
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     assert origin_allowed({"headers": headers}, allowed) is expected
+
+
+def test_null_origin_rule() -> None:
+    null = {"headers": [(b"host", b"x"), (b"origin", b"null")]}
+    assert origin_allowed(null, None, v1=False) is True
+    assert origin_allowed(null, None, v1=True) is False
+    assert origin_allowed(null, ("null",), v1=True) is True
+    assert origin_allowed(null, ("https://chat.example",), v1=False) is False
+
+
+@pytest.mark.parametrize("host, allowed, expected", [
+    ("evil.example", None, True),
+    (None, None, True),
+    ("chat.example", ("chat.example",), True),
+    ("CHAT.example:8000", ("chat.example",), True),
+    ("chat.example.", ("chat.example",), True),
+    ("evil.example", ("chat.example",), False),
+    ("chat.example.evil.example", ("chat.example",), False),
+    (None, ("chat.example",), False),
+    ("", ("chat.example",), False),
+    ("a.chat.example", (".chat.example",), True),
+    ("chat.example", (".chat.example",), True),
+    ("evilchat.example", (".chat.example",), False),
+    ("a.chat.example", ("*.chat.example",), True),
+    ("chat.example", ("*.chat.example",), False),
+    ("[::1]:8000", ("[::1]",), True),
+    ("[::1", ("[::1]",), False),
+    ("127.0.0.1:8000", ("localhost", "127.0.0.1"), True),
+    ("anything", ("*",), True),
+])
+def test_host_rule(host: str | None, allowed: tuple[str, ...] | None, expected: bool) -> None:
+    headers = [] if host is None else [(b"host", host.encode())]
+    assert host_allowed({"headers": headers}, allowed) is expected
+
+
+def test_address_limiter_counts_per_address_and_stays_bounded() -> None:
+    now = [100.0]
+    limiter = AddressLimiter(2, 10.0, max_addresses=3, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(3)] == [True, True, False]
+    assert limiter.take("b") is True  # another address has its own bucket
+    assert limiter.retry_after("a") == 5  # one token per 5 s
+    now[0] += 5.0
+    assert [limiter.take("a") for _ in range(2)] == [True, False]
+    for n in range(100):
+        limiter.take(f"10.0.0.{n}")
+    assert len(limiter) == 3  # the least recently used buckets were dropped
+    assert limiter.take("a") is True  # dropped: a full bucket again
 
 
 @pytest.mark.parametrize("path, root, expected", [

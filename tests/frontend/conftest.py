@@ -30,7 +30,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.procs import ROOT, serve
+from tests.procs import LOOPBACK_CHAT_LIMITS, ROOT, serve
 
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 
@@ -89,7 +89,7 @@ def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
 def chat_server(tmp_path: Path, *, env: dict[str, str] | None = None,
                 port: int | None = None, app: str = "app:chat") -> Iterator[str]:
     """Serve `app` with its history in tmp_path/chat.db; yields "http://127.0.0.1:PORT/"."""
-    full_env = {"CHAT_DB": str(tmp_path / "chat.db"), **(env or {})}
+    full_env = {"CHAT_DB": str(tmp_path / "chat.db"), **LOOPBACK_CHAT_LIMITS, **(env or {})}
     with serve(SERVER, app, env=full_env, port=port) as address:
         yield f"http://{address}/"
 
