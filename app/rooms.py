@@ -4,8 +4,8 @@ Strategy: everything a connection sends goes through its `Member.outbox`, a boun
 drained by exactly one writer task per connection, so replies, history and live messages
 leave in the order they were queued and a slow socket never blocks the publisher. When an
 outbox would exceed `queue_limit`, the connection is closed with 1013 "too slow" and its
-queue is dropped: memory stays bounded and the room does not slow down (issue: "a client
-that falls that far behind is closed with 1013").
+queue is dropped: memory stays bounded and the room does not slow down (docs/protocol.md
+"Ordering and delivery": a client that falls that far behind is closed with 1013).
 
 `Member` and `deliver` serve every backend (app/backends/); `Broker` / `LocalBroker` is the
 fan-out of the in-process backend. Which rooms a connection is in (`Member.rooms`) is the
@@ -33,7 +33,8 @@ log = logging.getLogger("app.rooms")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Mode = Literal["v1", "plain"]
 
-# RFC 6455 7.4.1: 1013 is "Try Again Later" (IANA registry); the issue names it for slow clients.
+# RFC 6455 7.4.1: 1013 is "Try Again Later" (IANA registry); docs/protocol.md uses it for
+# slow clients.
 CLOSE_TOO_SLOW: Final = 1013
 
 
@@ -46,7 +47,7 @@ class Member:
 
     Args:
         send: the ASGI `send` callable of the connection.
-        mode: "v1" (chat.v1 JSON) or "plain" (the seed's text lines).
+        mode: "v1" (chat.v1 JSON) or "plain" (plain-text lines, docs/protocol.md).
         queue_limit: outbound frames buffered before the connection is closed with 1013.
         metrics: where sent frames, bytes and drops are counted.
         escape_html: plain mode only: messages' lines have `&`, `<`, `>` as HTML entities.
@@ -144,7 +145,7 @@ class Member:
 
 
 class PresenceEvent:
-    """Someone joined or left a room, rendered per member mode (v1 JSON / seed line).
+    """Someone joined or left a room, rendered per member mode (v1 JSON / plain line).
 
     Args:
         member: who joined/left (a v1 member gets no presence event about itself); None
