@@ -7,7 +7,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test conformance install install-test system-deps bench lint clean
+.PHONY: run test conformance install install-test system-deps bench soak lint clean
+SOAK_MINUTES ?= 5
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,11 @@ test: install-test
 ## (minutes of CPU each, so not in `make test`; CI runs both)
 conformance: install-test
 	$(BIN)/python -m pytest -m conformance tests/integration/test_autobahn.py
+
+## make soak: wsrun app:chat under mixed hostile load for SOAK_MINUTES; fails on a lost or
+## duplicated message, RSS not back near its baseline, a leaked fd or a server traceback
+soak: install-test
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 bench: install-test
 	$(PIP) install -q -e '.[bench]'
