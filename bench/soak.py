@@ -7,7 +7,9 @@ a load test, docs/deployment.md) and, for N minutes, at once:
   reconnecting with `since`, half the time by dropping the TCP connection;
 - plain-text clients connecting, saying a line and quitting;
 - garbage connections: bad HTTP heads, bad handshakes, bad frames;
-- ping floods that never read (`--ping-flood-kib` per connection, one at a time);
+- Ping floods that never read (up to `--ping-flood-kib` per connection, one at a time; the
+  server stops reading while the Pongs it owes are backed up, so a flood stalls: after 5 s
+  without progress the connection is dropped and the next one starts);
 - slow readers with a 4 KiB receive buffer in the chatters' rooms.
 
 Then every client stops, the chatters collect what they missed, and it prints: sent,
@@ -15,7 +17,8 @@ acknowledged, delivered, lost (acknowledged messages a chatter of the room never
 duplicated (ids a chatter got twice), the server's peak RSS, RSS and open fds at the end
 against the baseline (idle after a warm-up), and tracebacks in the server's log. It exits 1
 when lost or duplicated is not 0, a message stays unacknowledged, RSS ends more than
-`--rss-slack-mib` above the baseline, fds leaked, the server logged a traceback or died.
+`--rss-slack-mib` above the baseline or peaks more than `--peak-slack-mib` above it, fds
+leaked, a garbage connection got no answer, the server logged a traceback or died.
 
 Loopback only; stops by itself (N minutes plus bounded drains). Imports nothing from
 `server/` or `app/`: wsrun is started as `python -m server`.
@@ -170,6 +173,7 @@ async def soak(server: Running, args: argparse.Namespace) -> tuple[dict[str, obj
     }
     ok = (lost == 0 and duplicated == 0 and pending == 0 and totals.acknowledged > 0
           and end_rss - baseline_rss <= args.rss_slack_mib * MiB
+          and sampler.peak - baseline_rss <= args.peak_slack_mib * MiB
           and end_fds <= baseline_fds and tracebacks == 0 and server.proc.poll() is None
           and totals.garbage_unanswered == 0)
     return figures, ok
@@ -182,10 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chatters", type=int, default=12, help="chat.v1 members (12)")
     parser.add_argument("--rooms", type=int, default=3, help="rooms they share (3)")
     parser.add_argument("--rate", type=float, default=5.0, help="messages/s per chatter (5)")
-    parser.add_argument("--ping-flood-kib", type=int, default=4096,
-                        help="Ping bytes per flooding connection (4096)")
+    parser.add_argument("--ping-flood-kib", type=int, default=65536,
+                        help="Ping bytes per flooding connection at most (65536)")
     parser.add_argument("--rss-slack-mib", type=float, default=16.0,
                         help="how far above the baseline RSS may end (16)")
+    parser.add_argument("--peak-slack-mib", type=float, default=64.0,
+                        help="how far above the baseline RSS may peak (64)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.chatters < 1 or args.rooms < 1 or args.rate <= 0:
