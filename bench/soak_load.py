@@ -180,7 +180,10 @@ def frame(opcode: int, payload: bytes, *, masked: bool = True, fin: bool = True)
     head = bytes([(0x80 if fin else 0) | opcode])
     length = len(payload)
     bit = 0x80 if masked else 0
-    head += bytes([bit | length]) if length < 126 else bytes([bit | 126]) + struct.pack("!H", length)
+    if length < 126:
+        head += bytes([bit | length])
+    else:
+        head += bytes([bit | 126]) + struct.pack("!H", length)
     if not masked:
         return head + payload
     key = os.urandom(4)

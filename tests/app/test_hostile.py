@@ -7,12 +7,18 @@ frames closed the connection with 1011 and integers of 2^63 and more reached SQL
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.app.conftest import Target
 from tests.app.test_chat import fresh_room
 
 TOO_BIG = 2**63
+
+
+def frame(**fields: Any) -> str:
+    """A request as JSON; Python ints of any size are written as JSON numbers."""
+    return json.dumps(fields)
 
 
 async def expect_bad_request(peer: Any, raw: str, message: str, ref: Any = None) -> None:
@@ -36,7 +42,7 @@ async def test_deeply_nested_json_is_bad_request(target: Target) -> None:
     await expect_bad_request(peer, '{"a":' * 50_000, "JSON is nested too deeply")
     # Deep nesting in an ignored field, after a valid ref: too deep to trust, no ref echoed.
     await expect_bad_request(
-        peer, '{"type":"say","room":"%s","ref":"n","x":%s' % (room, "[" * 100_000),
+        peer, '{"type":"say","room":"' + room + '","ref":"n","x":' + "[" * 100_000,
         "JSON is nested too deeply")
     await still_open(peer, room)
 
@@ -46,25 +52,25 @@ async def test_integers_out_of_range_are_bad_request(target: Target) -> None:
     peer = await target.connect()
     await peer.join(room, "counter")
     await expect_bad_request(
-        peer, '{"type":"history","room":"%s","before":%d,"ref":1}' % (room, TOO_BIG),
+        peer, frame(type="history", room=room, before=TOO_BIG, ref=1),
         "Expected `int` <= 9223372036854775807 - at `$.before`", ref=1)
     await expect_bad_request(
-        peer, '{"type":"join","room":"%s","nick":"n","since":%d,"ref":2}' % (fresh_room(), TOO_BIG),
+        peer, frame(type="join", room=fresh_room(), nick="n", since=TOO_BIG, ref=2),
         "Expected `int` <= 9223372036854775807 - at `$.since`", ref=2)
     await expect_bad_request(
-        peer, '{"type":"history","room":"%s","limit":%d}' % (room, TOO_BIG),
+        peer, frame(type="history", room=room, limit=TOO_BIG),
         "Expected `int` <= 9223372036854775807 - at `$.limit`")
     await expect_bad_request(
-        peer, '{"type":"history","room":"%s","before":-1}' % room,
+        peer, frame(type="history", room=room, before=-1),
         "Expected `int` >= 0 - at `$.before`")
     await expect_bad_request(
-        peer, '{"type":"say","room":"%s","text":"x","ref":%d}' % (room, TOO_BIG),
+        peer, frame(type="say", room=room, text="x", ref=TOO_BIG),
         "Expected `int` <= 9223372036854775807 - at `$.ref`")
     await expect_bad_request(
-        peer, '{"type":"say","room":"%s","text":"x","ref":%d}' % (room, -TOO_BIG - 1),
+        peer, frame(type="say", room=room, text="x", ref=-TOO_BIG - 1),
         "Expected `int` >= -9223372036854775808 - at `$.ref`")
     # The largest values are accepted.
-    await peer.send('{"type":"history","room":"%s","before":%d}' % (room, TOO_BIG - 1))
+    await peer.send(frame(type="history", room=room, before=TOO_BIG - 1))
     assert (await peer.recv_json())["type"] == "history"
     other = await target.connect()
     await other.join(room, "since-max", since=TOO_BIG - 1)
@@ -110,10 +116,10 @@ async def test_invalid_ref_is_not_echoed(target: Target) -> None:
     peer = await target.connect()
     await peer.join(room, "refs")
     await expect_bad_request(
-        peer, '{"type":"say","room":"%s","text":"x","ref":"%s"}' % (room, "<" * 129),
+        peer, frame(type="say", room=room, text="x", ref="<" * 129),
         "Expected `str` of length <= 128 - at `$.ref`")
     await expect_bad_request(
-        peer, '{"type":"say","room":"%s","text":"x","ref":[1]}' % room,
+        peer, frame(type="say", room=room, text="x", ref=[1]),
         "Expected `int | str | null`, got `array` - at `$.ref`")
     # A valid ref is still echoed when something else is wrong.
     await expect_bad_request(peer, '{"type":"say","room":1,"ref":"ok"}',
