@@ -102,6 +102,13 @@ class Chatter:
         for message in history:
             self._receive(message)
 
+    async def _resend(self, ws: Any) -> None:
+        """Say again, with the same ref, what the last connection left unacknowledged."""
+        for ref, text in list(self.pending.items()):
+            self.totals.resent += 1
+            await ws.send(json.dumps({"type": "say", "room": self.room, "text": text,
+                                      "ref": ref}))
+
     async def _reader(self, ws: Any) -> None:
         async for raw in ws:
             self._receive(json.loads(raw))
@@ -113,10 +120,7 @@ class Chatter:
             await self._join(ws)
             reader = asyncio.create_task(self._reader(ws))
             try:
-                for ref, text in list(self.pending.items()):
-                    self.totals.resent += 1
-                    await ws.send(json.dumps({"type": "say", "room": self.room, "text": text,
-                                              "ref": ref}))
+                await self._resend(ws)
                 until = asyncio.get_running_loop().time() + self.rng.uniform(3.0, 15.0)
                 while not stop.is_set() and asyncio.get_running_loop().time() < until:
                     if len(self.pending) < 20:
@@ -151,10 +155,7 @@ class Chatter:
         async with connect(self.url, subprotocols=["chat.v1"],  # type: ignore[list-item]
                            open_timeout=TIMEOUT, ping_interval=None, max_queue=None) as ws:
             await self._join(ws)
-            for ref, text in list(self.pending.items()):
-                self.totals.resent += 1
-                await ws.send(json.dumps({"type": "say", "room": self.room, "text": text,
-                                          "ref": ref}))
+            await self._resend(ws)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(TIMEOUT):
                     while self.pending or self.last_id < target:
