@@ -26,7 +26,7 @@ from typing import Any, Final
 from app.backends.base import JOIN_HISTORY, REF_WINDOW, SINCE_LIMIT, JoinResult, refuse_say
 from app.messages import Joined, StoredMessage, encode, utc_now
 from app.metrics import Metrics
-from app.rooms import Broker, Member, NickTaken, PresenceEvent
+from app.rooms import Broker, Member, NickTaken, PresenceEvent, announced
 from app.store import Store
 
 __all__ = ["Hub", "MAX_BATCH"]
@@ -54,6 +54,7 @@ class _Join:
     nick: str
     since: int | None
     unique: bool
+    key: str | None  # client key: the same nick with the same key may join again
     welcome: str | None  # the plain-text line others see
     done: asyncio.Future[JoinResult]
 
@@ -137,17 +138,20 @@ class Hub:
         return done
 
     async def join(self, member: Member, room: str, nick: str, since: int | None = None,
-                   *, unique: bool = True, welcome: str | None = None) -> JoinResult:
+                   *, unique: bool = True, welcome: str | None = None,
+                   key: str | None = None) -> JoinResult:
         """Subscribe `member` and queue its `joined` reply (v1) before any later message.
 
         Args:
-            unique: refuse a nick already in the room (plain-text nicks need not be unique).
+            unique: refuse a nick already in the room (plain-text nicks need not be unique)
+                unless it is held with the same client `key`.
+            key: the join's client key (one person in several tabs), or None.
             welcome: the line plain-text members see for this join.
         """
         if self._closed:
             return JoinResult("internal")
         done: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Join(member, room, nick, since, unique, welcome, done))
+        self._queue.put_nowait(_Join(member, room, nick, since, unique, key, welcome, done))
         return await done
 
     async def close(self) -> None:
@@ -245,7 +249,7 @@ class Hub:
             op.done.set_result(JoinResult("closed"))
             return
         try:
-            members = await self.broker.join(member, op.room, op.nick, op.unique)
+            joined = await self.broker.join(member, op.room, op.nick, op.unique, op.key)
         except NickTaken:
             op.done.set_result(JoinResult("nick_taken"))
             return
@@ -263,9 +267,11 @@ class Hub:
             return
         if member.mode == "v1":
             member.put(encode(Joined(
-                room=op.room, nick=op.nick, members=members,
+                room=op.room, nick=op.nick, members=joined.members,
                 history=[m.out() for m in history], truncated=truncated,
             )))
-        await self.broker.publish(
-            op.room, PresenceEvent(op.room, op.nick, "join", member, op.welcome))
-        op.done.set_result(JoinResult(None, members))
+        # Another tab of someone already in the room is no news (docs/protocol.md).
+        if announced(member, joined.first):
+            await self.broker.publish(
+                op.room, PresenceEvent(op.room, op.nick, "join", member, op.welcome))
+        op.done.set_result(JoinResult(None, joined.members))

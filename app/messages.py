@@ -29,6 +29,8 @@ __all__ = [
     "Leave",
     "Say",
     "HistoryRequest",
+    "Typing",
+    "RoomsRequest",
     "Request",
     "BadRequest",
     "decode_request",
@@ -39,6 +41,9 @@ __all__ = [
     "Left",
     "Presence",
     "HistoryReply",
+    "TypingOut",
+    "RoomInfo",
+    "RoomsReply",
     "ErrorReply",
     "encode",
     "error_frame",
@@ -70,6 +75,9 @@ Nick = Annotated[
     msgspec.Meta(min_length=1, max_length=NICK_MAX, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f]*\Z"),
 ]
 MessageId = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+# A browser's random client key (docs/protocol.md, "One person, several tabs"): the same
+# nick with the same key may be in a room from several connections.
+ClientKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{16,64}\Z")]
 # `ref` is opaque to the server: echoed back and used as an idempotency key.
 Ref = Annotated[str, msgspec.Meta(max_length=128)] | Annotated[
     int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
@@ -96,6 +104,7 @@ class Join(_Request, tag="join", frozen=True):
     room: Room
     nick: Nick
     since: MessageId | None = None
+    key: ClientKey | None = None
     ref: Ref | None = None
 
     def __post_init__(self) -> None:
@@ -128,7 +137,20 @@ class HistoryRequest(_Request, tag="history", frozen=True):
     ref: Ref | None = None
 
 
-Request = Join | Leave | Say | HistoryRequest
+class Typing(_Request, tag="typing", frozen=True):
+    room: Room
+    ref: Ref | None = None
+
+
+class RoomsRequest(_Request, tag="rooms", frozen=True):
+    # The `next` of the previous page: the last room name it listed.
+    cursor: Room | None = None
+    # Over ROOMS_MAX is clamped, like `history`'s limit.
+    limit: Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)] = 50
+    ref: Ref | None = None
+
+
+Request = Join | Leave | Say | HistoryRequest | Typing | RoomsRequest
 
 
 
@@ -222,6 +244,21 @@ class Presence(_Reply, tag="presence"):
 class HistoryReply(_Reply, tag="history"):
     room: str
     messages: list[MessageOut]
+
+
+class TypingOut(_Reply, tag="typing"):
+    room: str
+    nick: str
+
+
+class RoomInfo(msgspec.Struct):
+    room: str
+    members: int
+
+
+class RoomsReply(_Reply, tag="rooms"):
+    rooms: list[RoomInfo]
+    next: str | None  # no default: `null` on the last page, never omitted
 
 
 class ErrorReply(_Reply, tag="error"):

@@ -11,6 +11,11 @@ queue is dropped: memory stays bounded and the room does not slow down (docs/pro
 fan-out of the in-process backend. Which rooms a connection is in (`Member.rooms`) is the
 session's to keep: no broker edits it.
 
+One person may be in a room from several connections (tabs): joins with the same nick and
+the same client key share the nick (docs/protocol.md). The broker reports whether a join
+brought the nick into the room (`Membership.first`) and whether a leave took it out: presence
+is about people, so only those changes are announced (`announced`).
+
 This module imports app.messages and app.metrics; never `server/`.
 """
 
@@ -19,14 +24,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import dataclasses
+import heapq
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
-from app.messages import Presence, StoredMessage, encode
+from app.messages import Presence, StoredMessage, TypingOut, encode
 from app.metrics import Metrics
 
-__all__ = ["Member", "PresenceEvent", "Event", "Broker", "LocalBroker", "NickTaken"]
+__all__ = ["Member", "PresenceEvent", "TypingEvent", "Event", "Broker", "LocalBroker",
+           "NickTaken", "Membership", "announced"]
 
 log = logging.getLogger("app.rooms")
 
@@ -167,16 +175,35 @@ class PresenceEvent:
         return self._v1
 
 
-Event = StoredMessage | PresenceEvent
+class TypingEvent:
+    """`nick` is typing in `room`: for the room's chat.v1 members other than `nick` itself
+    (its other tabs included). Never stored; plain-text members never see it."""
+
+    __slots__ = ("room", "nick", "_v1")
+
+    def __init__(self, room: str, nick: str) -> None:
+        self.room, self.nick = room, nick
+        self._v1: str | None = None
+
+    def v1(self) -> str:
+        if self._v1 is None:
+            self._v1 = encode(TypingOut(room=self.room, nick=self.nick))
+        return self._v1
+
+
+Event = StoredMessage | PresenceEvent | TypingEvent
 
 
 def deliver(member: Member, event: Event, author: Member | None) -> None:
     """Queue `event` for `member` in its own format."""
-    if isinstance(event, StoredMessage):
+    if isinstance(event, StoredMessage):  # the per-message path: tested first
         if member.mode == "plain":
             member.put(event.plain(member.escape_html))
         else:
             member.put(event.ack() if member is author else event.v1())
+    elif isinstance(event, TypingEvent):
+        if member.mode == "v1" and member.rooms.get(event.room) != event.nick:
+            member.put(event.v1())
     elif member.mode == "plain":
         if event.plain_line is not None:
             member.put(event.plain_line)
@@ -184,22 +211,45 @@ def deliver(member: Member, event: Event, author: Member | None) -> None:
         member.put(event.v1())
 
 
+def announced(member: Member, changed: bool) -> bool:
+    """Whether a join/leave of `member` is told to the room (presence, plain-text lines):
+    always for a plain-text client (the seed greets every connection), for a chat.v1
+    member only when its nick came into or left the room (not for a second tab)."""
+    return changed or member.mode == "plain"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Membership:
+    """What `Broker.join` reports: the room's nicks after the join (join order, joiner
+    included, each nick once) and whether this join brought `nick` into the room."""
+
+    members: list[str]
+    first: bool
+
+
 class Broker(abc.ABC):
     """Who is in which room, and fan-out. The only state the protocol code shares."""
 
     @abc.abstractmethod
-    async def join(self, member: Member, room: str, nick: str, unique: bool = True) -> list[str]:
+    async def join(self, member: Member, room: str, nick: str, unique: bool = True,
+                   key: str | None = None) -> Membership:
         """Add `member` to `room` as `nick`.
 
-        Returns:
-            The room's nicks after the join, in join order, joiner included.
+        Args:
+            unique: refuse a nick another member of the room uses, unless every member
+                using it joined with the same client `key` (not None).
+            key: the join's client key, or None.
         Raises:
-            NickTaken: `unique` and another member of the room uses `nick`.
+            NickTaken: `unique` and the nick is used without this key.
         """
 
     @abc.abstractmethod
-    async def leave(self, member: Member, room: str) -> None:
-        """Remove `member` from `room` (no-op when not a member)."""
+    async def leave(self, member: Member, room: str) -> bool:
+        """Remove `member` from `room` (no-op when not a member).
+
+        Returns:
+            True when the member was there and no other member of the room uses its nick.
+        """
 
     @abc.abstractmethod
     async def publish(self, room: str, event: Event, author: Member | None = None) -> None:
@@ -219,29 +269,34 @@ class LocalBroker(Broker):
     """The in-process broker: dicts, no awaits inside, so each call is atomic on the loop."""
 
     def __init__(self) -> None:
-        self._rooms: dict[str, dict[Member, str]] = {}
+        # room -> member -> (nick, client key); dicts keep join order.
+        self._rooms: dict[str, dict[Member, tuple[str, str | None]]] = {}
 
-    async def join(self, member: Member, room: str, nick: str, unique: bool = True) -> list[str]:
+    async def join(self, member: Member, room: str, nick: str, unique: bool = True,
+                   key: str | None = None) -> Membership:
         members = self._rooms.setdefault(room, {})
-        if unique and nick in members.values():
+        held = [held_key for held_nick, held_key in members.values() if held_nick == nick]
+        if unique and any(key is None or held_key != key for held_key in held):
             if not members:
                 del self._rooms[room]
             raise NickTaken(nick)
-        members[member] = nick
-        # dict keeps insertion order; a nick used twice (plain-text clients) is listed once.
-        return list(dict.fromkeys(members.values()))
+        members[member] = (nick, key)
+        # A nick used twice (tabs, plain-text clients) is listed once.
+        return Membership(list(dict.fromkeys(n for n, _ in members.values())), not held)
 
     def nick(self, member: Member, room: str) -> str | None:
         """`member`'s nick in `room`, None when not a member."""
-        return self._rooms.get(room, {}).get(member)
+        entry = self._rooms.get(room, {}).get(member)
+        return None if entry is None else entry[0]
 
-    async def leave(self, member: Member, room: str) -> None:
+    async def leave(self, member: Member, room: str) -> bool:
         members = self._rooms.get(room)
         if members is None:
-            return
-        members.pop(member, None)
+            return False
+        gone = members.pop(member, None)
         if not members:
             del self._rooms[room]
+        return gone is not None and all(n != gone[0] for n, _ in members.values())
 
     async def publish(self, room: str, event: Event, author: Member | None = None) -> None:
         members = self._rooms.get(room, {})
@@ -253,3 +308,10 @@ class LocalBroker(Broker):
 
     def room_count(self) -> int:
         return len(self._rooms)
+
+    def occupied(self, after: str | None, limit: int) -> list[tuple[str, int]]:
+        """Rooms with members named after `after`, the first `limit` by name, each with
+        its number of distinct nicks."""
+        names = heapq.nsmallest(
+            limit, (name for name in self._rooms if after is None or name > after))
+        return [(name, len({n for n, _ in self._rooms[name].values()})) for name in names]

@@ -27,7 +27,11 @@ from app.messages import (
     Join,
     Leave,
     Left,
+    RoomInfo,
+    RoomsReply,
+    RoomsRequest,
     Say,
+    Typing,
     decode_request,
     encode,
     error_frame,
@@ -38,7 +42,7 @@ from app.metrics import Metrics
 from app.rooms import Member
 
 __all__ = ["Session", "V1Session", "PlainSession", "TokenBucket", "LOBBY", "HISTORY_MAX",
-           "farewell", "plain_nick", "PLAIN_NICK_FALLBACK"]
+           "farewell", "plain_nick", "PLAIN_NICK_FALLBACK", "ROOMS_MAX", "TYPING_INTERVAL"]
 
 log = logging.getLogger("app.session")
 
@@ -47,6 +51,8 @@ HISTORY_MAX: Final = 200  # docs/protocol.md "Server -> client": `limit` above 2
 # The nick of a plain-text client whose address is not an IP address and breaks the nick
 # rules (docs/protocol.md "Plain text").
 PLAIN_NICK_FALLBACK: Final = "unknown"
+ROOMS_MAX: Final = 100  # docs/protocol.md: a `rooms` page has at most 100 rooms
+TYPING_INTERVAL: Final = 2.0  # docs/protocol.md: one `typing` per room every 2 s is forwarded
 
 ERROR_MESSAGES: Final = {
     "already_joined": "you are already in this room",
@@ -160,6 +166,12 @@ class Session:
 class V1Session(Session):
     """chat.v1: one JSON request per text frame (docs/protocol.md)."""
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.typing_sent: dict[str, float] = {}  # room -> when our last `typing` went out
+        # `rooms` requests have a bucket of their own, so listing never costs a message.
+        self.listing = TokenBucket(self.settings.rate_burst, self.settings.rate_period)
+
     def error(self, code: str, ref: Any = None, message: str | None = None) -> None:
         self.metrics.errors.labels(code).inc()
         self.member.put(error_frame(code, message or ERROR_MESSAGES[code], ref))
@@ -172,10 +184,14 @@ class V1Session(Session):
             return
         if isinstance(request, Say):
             self.say(request)
+        elif isinstance(request, Typing):
+            await self.typing(request)
         elif isinstance(request, Join):
             await self.join(request)
         elif isinstance(request, Leave):
             await self.leave_request(request)
+        elif isinstance(request, RoomsRequest):
+            await self.rooms(request)
         else:
             await self.history(request)
 
@@ -189,6 +205,8 @@ class V1Session(Session):
         # The rate limit counts chat messages only, after validation (docs/protocol.md).
         if not (self.bucket.take() and self.address_take()):
             return self.error("rate_limited", request.ref)
+        # A message ends "typing" for its readers: the next `typing` is news again.
+        self.typing_sent.pop(request.room, None)
         # Not awaited: the acknowledgement arrives through the outbox after the commit,
         # so one connection can have several messages in flight.
         self.backend.say(self.member, request.room, nick, request.text, request.ref)
@@ -200,15 +218,44 @@ class V1Session(Session):
             return self.error("too_many_rooms", request.ref)
         welcome = self.welcome_line(request.nick) if request.room == LOBBY else None
         result = await self.backend.join(
-            self.member, request.room, request.nick, request.since, welcome=welcome)
+            self.member, request.room, request.nick, request.since, welcome=welcome,
+            key=request.key)
         if result.error is None:
             self.member.rooms[request.room] = request.nick
         elif result.error != "closed":
             self.error(result.error, request.ref)
 
+    async def typing(self, request: Typing) -> None:
+        nick = self.member.rooms.get(request.room)
+        if nick is None:
+            return self.error("not_joined", request.ref)
+        # At most one forwarded per room every TYPING_INTERVAL; the rest are dropped
+        # without a reply: a client sends these while a key is held, errors would be noise.
+        now = time.monotonic()
+        last = self.typing_sent.get(request.room)
+        if last is not None and now - last < TYPING_INTERVAL:
+            return
+        self.typing_sent[request.room] = now
+        await self.backend.typing(request.room, nick)
+
+    async def rooms(self, request: RoomsRequest) -> None:
+        if not self.listing.take():
+            return self.error("rate_limited", request.ref)
+        limit = min(request.limit, ROOMS_MAX)
+        try:
+            # One more than asked for tells whether another page follows.
+            found = await self.backend.rooms(request.cursor, limit + 1)
+        except Unavailable:
+            return self.error("unavailable", request.ref)
+        page = found[:limit]
+        self.member.put(encode(RoomsReply(
+            rooms=[RoomInfo(room=name, members=count) for name, count in page],
+            next=page[-1][0] if len(found) > limit else None)))
+
     async def leave_request(self, request: Leave) -> None:
         if request.room not in self.member.rooms:
             return self.error("not_joined", request.ref)
+        self.typing_sent.pop(request.room, None)
         nick = self.member.rooms[request.room]
         # Plain-text clients in lobby see a v1 member leave as the Logout line.
         escape = self.settings.plain_escape_html

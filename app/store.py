@@ -205,6 +205,19 @@ class Store:
         return self._select(
             "WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?", (room, before, limit))
 
+    async def rooms(self, after: str | None, limit: int) -> list[str]:
+        """Names of the rooms that have history, sorted, the first `limit` after `after`."""
+        names: list[str] = await self._run(self._rooms, after or "", limit)
+        return names
+
+    def _rooms(self, after: str, limit: int) -> list[str]:
+        assert self._db is not None
+        # DISTINCT over the (room, id) index: a skip through the index, no table scan.
+        rows = self._db.execute(
+            "SELECT DISTINCT room FROM messages WHERE room > ? ORDER BY room LIMIT ?",
+            (after, limit)).fetchall()
+        return [row[0] for row in rows]
+
     def _select(self, where: str, args: Iterable[Any]) -> list[StoredMessage]:
         """Rows newest-first from SQL, returned oldest first (histories are oldest first)."""
         assert self._db is not None

@@ -267,6 +267,7 @@ export class ChatClient extends EventTarget {
     const error = checkText(text);
     if (error) return { error };
     const ref = newRef();
+    room.typingSent = 0; // the message ends "typing" for the others: the next one is news
     this.pending.set(ref, { ref, room: name, text });
     if (room.joined) this.send({ type: "say", room: name, text, ref });
     return { ref };

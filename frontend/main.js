@@ -384,6 +384,7 @@ $("add-room-form").addEventListener("submit", (event) => {
 });
 
 // Suggest the rooms that exist (the server's `rooms` list) while choosing one to join.
+$("add-room").addEventListener("focus", () => client.listRooms());
 client.addEventListener("rooms", ({ detail }) => {
   $("room-suggestions").replaceChildren(...detail.rooms
     .filter((r) => r && typeof r.room === "string" && !rooms.has(r.room))
@@ -440,6 +441,7 @@ $("text").addEventListener("keydown", (event) => {
 
 $("text").addEventListener("input", () => {
   updateCount();
+  if ($("text").value.trim() && active !== null) client.typing(active);
   if ($("text").getAttribute("aria-invalid")) {
     $("text").removeAttribute("aria-invalid");
     showError("say-error", "");

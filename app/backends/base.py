@@ -91,20 +91,43 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def join(self, member: Member, room: str, nick: str, since: int | None = None,
-                   *, unique: bool = True, welcome: str | None = None) -> JoinResult:
+                   *, unique: bool = True, welcome: str | None = None,
+                   key: str | None = None) -> JoinResult:
         """Add `member` to `room` and queue its `joined` reply (v1) before any live event,
         then tell the room (presence; `welcome` is the line plain-text members see).
 
+        One person, several tabs (docs/protocol.md): a nick held only by members that
+        joined with the same client `key` may join again; it is listed once in `members`,
+        and presence (and a v1 joiner's `welcome`) goes out only when the nick was not in
+        the room before (`app.rooms.announced`).
+
         Args:
             since: history is every message after this id instead of the last ones.
-            unique: refuse a nick another member of the room uses.
+            unique: refuse a nick another member of the room uses (without this `key`).
+            key: the join's client key, or None.
         """
 
     @abc.abstractmethod
     async def leave(self, member: Member, room: str, plain_line: str | None) -> None:
         """Remove `member` from `room` and tell the others (`plain_line` for plain-text
-        members). Never raises: a member that cannot be removed from shared state now is
-        removed by the backend's own expiry (documented per backend)."""
+        members), presence only when its nick left the room with it (its last tab).
+        Never raises: a member that cannot be removed from shared state now is removed by
+        the backend's own expiry (documented per backend)."""
+
+    @abc.abstractmethod
+    async def typing(self, room: str, nick: str) -> None:
+        """Tell the room's chat.v1 members but `nick` (and its other tabs) that `nick` is
+        typing (`TypingEvent`). Pure fan-out: never stored, never ordered with messages;
+        a typing event that cannot be delivered now is dropped."""
+
+    @abc.abstractmethod
+    async def rooms(self, after: str | None, limit: int) -> list[tuple[str, int]]:
+        """The rooms that have members or history, by name (code points), the first `limit`
+        named after `after`, each with its number of distinct member nicks (0: history only).
+
+        Raises:
+            Unavailable: storage cannot be reached.
+        """
 
     @abc.abstractmethod
     async def history(self, room: str, before: int | None, limit: int) -> list[StoredMessage]:

@@ -18,7 +18,7 @@ from app.backends.base import Backend, JoinResult
 from app.hub import Hub
 from app.messages import StoredMessage
 from app.metrics import Metrics
-from app.rooms import LocalBroker, Member, PresenceEvent
+from app.rooms import LocalBroker, Member, PresenceEvent, TypingEvent, announced
 from app.store import Store
 
 __all__ = ["LocalBackend"]
@@ -57,17 +57,29 @@ class LocalBackend(Backend):
         return self._running().say(member, room, nick, text, ref)
 
     async def join(self, member: Member, room: str, nick: str, since: int | None = None,
-                   *, unique: bool = True, welcome: str | None = None) -> JoinResult:
+                   *, unique: bool = True, welcome: str | None = None,
+                   key: str | None = None) -> JoinResult:
         return await self._running().join(member, room, nick, since,
-                                          unique=unique, welcome=welcome)
+                                          unique=unique, welcome=welcome, key=key)
 
     async def leave(self, member: Member, room: str, plain_line: str | None) -> None:
         # LocalBroker never awaits inside: the leave and its presence event are one step.
         nick = self.broker.nick(member, room)
         if nick is None:
             return
-        await self.broker.leave(member, room)
-        await self.broker.publish(room, PresenceEvent(room, nick, "leave", member, plain_line))
+        # The last tab of a person leaving is news; an earlier one is not (docs/protocol.md).
+        if announced(member, await self.broker.leave(member, room)):
+            await self.broker.publish(room, PresenceEvent(room, nick, "leave", member, plain_line))
+
+    async def typing(self, room: str, nick: str) -> None:
+        await self.broker.publish(room, TypingEvent(room, nick))
+
+    async def rooms(self, after: str | None, limit: int) -> list[tuple[str, int]]:
+        # Both sources are sorted by name: merge the first `limit` of each.
+        occupied = dict(self.broker.occupied(after, limit))
+        stored = await self.store.rooms(after, limit)
+        names = sorted(occupied.keys() | set(stored))[:limit]
+        return [(name, occupied.get(name, 0)) for name in names]
 
     async def history(self, room: str, before: int | None, limit: int) -> list[StoredMessage]:
         return await self.store.before(room, before, limit)

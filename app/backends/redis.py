@@ -50,6 +50,7 @@ from app.backends.base import (
     JoinResult,
     Unavailable,
 )
+from app.backends.redis_directory import list_rooms
 from app.backends.redis_room import Room, Seat, parse_id
 from app.backends.redis_says import Say, Writer, decode_message, stored
 from app.messages import Joined, StoredMessage, encode, utc_now
@@ -96,7 +97,8 @@ class RedisBackend(Backend):
         self._rooms: dict[str, Room] = {}
         self._by_bus: dict[bytes, Room] = {}
         self._ops: dict[bytes, Say] = {}  # author token -> say awaiting its delivery
-        self._orphans: list[tuple[str, bytes, bytes]] = []  # leaves Redis has not seen yet
+        # leaves Redis has not seen yet: (room, member key, presence, mode)
+        self._orphans: list[tuple[str, bytes, bytes, str]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._registered = False
@@ -165,7 +167,7 @@ class RedisBackend(Backend):
 
     def _membership(self, room: str) -> list[bytes]:
         k = lua.room_keys(room)
-        return [k["members"], k["nicks"], k["bus"], k["seq"]]
+        return [k["members"], k["nicks"], k["bus"], k["seq"], k["ckeys"]]
 
     def _presence(self, event: str, seat: Seat, line: str | None) -> bytes:
         return msgspec.json.encode({"e": event, "n": seat.nick, "k": seat.key, "l": line})
@@ -229,15 +231,19 @@ class RedisBackend(Backend):
         return room
 
     async def join(self, member: Member, room: str, nick: str, since: int | None = None,
-                   *, unique: bool = True, welcome: str | None = None) -> JoinResult:
+                   *, unique: bool = True, welcome: str | None = None,
+                   key: str | None = None) -> JoinResult:
         if member.closing or self._closing:
             return JoinResult("closed")
-        seat = Seat(f"{self.proc}:{next(self._serial)}", nick)
+        seat = Seat(f"{self.proc}:{next(self._serial)}", nick, key)
         keys = [*self._membership(room), lua.room_keys(room)["joins"]]
         try:
             reply = await self._eval(lua.JOIN, keys, seat.key, nick,
                                      "unique" if unique else "shared",
-                                     self._presence("join", seat, welcome), BUS_LIMIT, lua.PROC)
+                                     self._presence("join", seat, welcome), BUS_LIMIT, lua.PROC,
+                                     key or "")
+            # The `rooms` listing's index (its own key: outside the room's hash slot).
+            await self._redis.zadd(lua.ROOMS, {room.encode(): 0})
         except Errors as exc:
             log.warning("join %r: Redis unavailable: %s", room, exc)
             return JoinResult("unavailable")
@@ -246,7 +252,7 @@ class RedisBackend(Backend):
         try:
             state = await self._room(room)
         except Errors:
-            await self._unregister(room, seat, None)
+            await self._unregister(room, seat, None, member.mode)
             return JoinResult("unavailable")
         # From here on the reader buffers this member's events; history ends where they begin.
         upto, upto_raw = state.last, state.last_raw
@@ -260,7 +266,7 @@ class RedisBackend(Backend):
             log.warning("join %r: Redis unavailable: %s", room, exc)
             state.unseat(member)
             self._forget_if_empty(state)
-            await self._unregister(room, seat, None)
+            await self._unregister(room, seat, None, member.mode)
             return JoinResult("unavailable")
         members = [n.decode() for n in nicks]
         if member.mode == "v1":
@@ -268,20 +274,23 @@ class RedisBackend(Backend):
                        for i in range(0, len(flat), 2)]
             member.put(encode(Joined(room=room, nick=nick, members=members, history=history,
                                      truncated=bool(truncated))))
-        elif welcome is not None and parse_id(reply[1]) <= upto:
+        elif welcome is not None and reply[1] and parse_id(reply[1]) <= upto:
             member.put(welcome)  # the reader passed our own join before we sat down
         state.flush(member)
         return JoinResult(None, members)
 
-    async def _unregister(self, room: str, seat: Seat, line: str | None) -> None:
+    async def _unregister(self, room: str, seat: Seat, line: str | None, mode: str) -> None:
+        """Remove the seat from Redis; the room is told unless another tab keeps the nick
+        there (LEAVE's mode: a plain-text client's leave is always told)."""
         payload = self._presence("leave", seat, line)
         try:
-            await self._eval(lua.LEAVE, self._membership(room), seat.key, payload, BUS_LIMIT)
+            await self._eval(lua.LEAVE, self._membership(room), seat.key, payload, BUS_LIMIT,
+                             mode)
         except Errors as exc:
             # Retried by the heartbeat; were this process to die first, the sweep of the
             # others removes the member when the process key expires.
             log.warning("leave %r: Redis unavailable (%s), retrying later", room, exc)
-            self._orphans.append((room, seat.key.encode(), payload))
+            self._orphans.append((room, seat.key.encode(), payload, mode))
 
     async def leave(self, member: Member, room: str, plain_line: str | None) -> None:
         state = self._rooms.get(room)
@@ -289,7 +298,20 @@ class RedisBackend(Backend):
         if state is None or seat is None:
             return
         self._forget_if_empty(state)
-        await self._unregister(room, seat, plain_line)
+        await self._unregister(room, seat, plain_line, member.mode)
+
+    async def typing(self, room: str, nick: str) -> None:
+        k = lua.room_keys(room)
+        try:
+            await self._eval(lua.TYPING, [k["bus"], k["seq"]], nick, BUS_LIMIT)
+        except Errors as exc:  # a typing hint is not worth a retry
+            log.debug("typing in %r dropped: %s", room, exc)
+
+    async def rooms(self, after: str | None, limit: int) -> list[tuple[str, int]]:
+        try:
+            return await list_rooms(self._redis, after, limit)
+        except Errors as exc:
+            raise Unavailable(str(exc)) from exc
 
     async def history(self, room: str, before: int | None, limit: int) -> list[StoredMessage]:
         end = b"+" if before is None else f"({min(before, MAX_ID)}-0".encode()
@@ -317,6 +339,10 @@ class RedisBackend(Backend):
             room.publish(message, op.member if op is not None else None)
             if op is not None:
                 self._settle(op, message)
+            return
+        typing = fields.get(b"t")
+        if typing is not None:
+            room.typing(typing.decode())
             return
         p = msgspec.json.decode(fields[b"p"])
         line = p.get("l")
@@ -384,11 +410,11 @@ class RedisBackend(Backend):
                     await self._eval(lua.JOIN, [*self._membership(state.name),
                                                 state.keys["joins"]], seat.key, seat.nick,
                                      "again", self._presence("join", seat, None), BUS_LIMIT,
-                                     lua.PROC)
+                                     lua.PROC, seat.client or "")
         self._registered = True
         while self._orphans:
-            room, key, payload = self._orphans[0]
-            await self._eval(lua.LEAVE, self._membership(room), key, payload, BUS_LIMIT)
+            room, key, payload, mode = self._orphans[0]
+            await self._eval(lua.LEAVE, self._membership(room), key, payload, BUS_LIMIT, mode)
             self._orphans.pop(0)
         for state in list(self._rooms.values()):
             await self._eval(lua.SWEEP, self._membership(state.name), lua.PROC, BUS_LIMIT)

@@ -11,9 +11,13 @@ docs/deployment.md "When one Redis is not enough"):
 - `chat:{R}:refs`   Hash JSON [nick, ref] -> "<id> <m>"; `chat:{R}:reforder` ZSet of the same
                     keys by id, so only the newest REF_WINDOW refs are kept.
 - `chat:{R}:members` ZSet member key -> join order; `chat:{R}:nicks` Hash member key -> nick;
+                    `chat:{R}:ckeys` Hash member key -> client key (joins that had one);
                     `chat:{R}:joins` the join counter. A member key is "<process>:<n>".
+                    The bus also carries typing entries (`t` = nick): never in history.
 - `chat:{R}:seq`    the room's message id sequence: ids 1, 2, 3... with no gap, so a trimmed
                     history shows what `since` missed (the first id kept > since + 1).
+- `chat:rooms`      ZSet (all scores 0, so ordered by name): every room ever joined, for the
+                    `rooms` listing; rooms found empty (no member, no history) are dropped.
 - `chat:proc:<process>` exists while that process is alive (PX = CHAT_PRESENCE_TTL, refreshed);
                     members whose process key is gone are removed ("reaped") with a leave.
 
@@ -25,9 +29,11 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-__all__ = ["Script", "SAY", "JOIN", "SNAPSHOT", "LEAVE", "SWEEP", "room_keys", "PROC", "WAKE"]
+__all__ = ["Script", "SAY", "JOIN", "SNAPSHOT", "LEAVE", "SWEEP", "TYPING", "room_keys", "PROC",
+           "WAKE", "ROOMS"]
 
 PROC: Final = "chat:proc:"
+ROOMS: Final = b"chat:rooms"
 WAKE: Final = "chat:wake:"
 
 
@@ -42,11 +48,12 @@ class Script:
 def room_keys(room: str) -> dict[str, bytes]:
     """The keys of `room` by role (see the module docstring)."""
     return {role: f"chat:{{{room}}}:{role}".encode()
-            for role in ("hist", "bus", "seq", "refs", "reforder", "members", "nicks", "joins")}
+            for role in ("hist", "bus", "seq", "refs", "reforder", "members", "nicks", "ckeys",
+                         "joins")}
 
 
 # Shared by the scripts that touch membership. KEYS of those scripts start with
-# members, nicks, bus, seq.
+# members, nicks, bus, seq, ckeys.
 _MEMBERSHIP: Final = """
 local function presence_id()
   return (redis.call('GET', KEYS[4]) or '0') .. '-*'
@@ -56,11 +63,19 @@ local function alive(prefix, key, cache)
   if cache[proc] == nil then cache[proc] = redis.call('EXISTS', prefix .. proc) == 1 end
   return cache[proc]
 end
+-- Is `nick` still used by a member of the room (another tab of the same person)?
+local function held(nick)
+  for _, n in ipairs(redis.call('HVALS', KEYS[2])) do
+    if n == nick then return true end
+  end
+  return false
+end
 local function reap(key, buslen)
   local nick = redis.call('HGET', KEYS[2], key)
   redis.call('ZREM', KEYS[1], key)
   redis.call('HDEL', KEYS[2], key)
-  if nick then
+  redis.call('HDEL', KEYS[5], key)
+  if nick and not held(nick) then
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', buslen, presence_id(), 'p',
                cjson.encode({e = 'leave', n = nick, k = key, g = true}))
   end
@@ -91,28 +106,37 @@ end
 return {1, n}
 """)
 
-# KEYS: members, nicks, bus, seq, joins.  ARGV: member key, nick, mode ('unique' refuses a
-# nick a live member uses, reaping dead holders first; 'shared' allows it; 'again' adds the
-# member only if it is missing), presence JSON, bus limit, process key prefix.
-# Returns {1, presence entry id}, {0} (nick taken) or {2} ('again' and already there).
+# KEYS: members, nicks, bus, seq, ckeys, joins.  ARGV: member key, nick, mode ('unique'
+# refuses a nick a live member uses unless every live holder joined with this client key,
+# reaping dead holders first; 'shared' allows it; 'again' adds the member only if it is
+# missing), presence JSON, bus limit, process key prefix, client key ('' = none).
+# Returns {1, presence entry id}, {1, ''} (another tab of a nick already there: no presence),
+# {0} (nick taken) or {2} ('again' and already there).
 JOIN: Final = Script(_MEMBERSHIP + """
 if ARGV[3] == 'again' and redis.call('ZSCORE', KEYS[1], ARGV[1]) then return {2} end
+local tab = false
 if ARGV[3] == 'unique' then
   local all = redis.call('HGETALL', KEYS[2])
   local cache = {}
   for i = 1, #all, 2 do
     if all[i + 1] == ARGV[2] then
-      if alive(ARGV[6], all[i], cache) then return {0} end
-      reap(all[i], ARGV[5])
+      if alive(ARGV[6], all[i], cache) then
+        if ARGV[7] == '' or redis.call('HGET', KEYS[5], all[i]) ~= ARGV[7] then return {0} end
+        tab = true
+      else
+        reap(all[i], ARGV[5])
+      end
     end
   end
 end
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[5]), ARGV[1])
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[6]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[5], ARGV[1], ARGV[7]) end
+if tab then return {1, ''} end
 return {1, redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], presence_id(), 'p', ARGV[4])}
 """)
 
-# KEYS: members, nicks, bus, seq, hist.  ARGV: process key prefix, bus limit, history upper
+# KEYS: members, nicks, bus, seq, ckeys, hist.  ARGV: process key prefix, bus limit, history upper
 # bound (a bus id), since ('' = the newest `limit`), limit.  Reaps dead members on the way.
 # Returns {nicks in join order (once each), {id, m, id, m, ...} oldest first, truncated}.
 SNAPSHOT: Final = Script(_MEMBERSHIP + """
@@ -128,14 +152,14 @@ end
 local limit = tonumber(ARGV[5])
 local entries, truncated
 if ARGV[4] == '' then
-  entries, truncated = redis.call('XREVRANGE', KEYS[5], ARGV[3], '-', 'COUNT', limit), 0
+  entries, truncated = redis.call('XREVRANGE', KEYS[6], ARGV[3], '-', 'COUNT', limit), 0
 else
-  entries = redis.call('XREVRANGE', KEYS[5], ARGV[3], '(' .. ARGV[4] .. '-0', 'COUNT', limit + 1)
+  entries = redis.call('XREVRANGE', KEYS[6], ARGV[3], '(' .. ARGV[4] .. '-0', 'COUNT', limit + 1)
   truncated = 0
   if #entries > limit then truncated = 1; table.remove(entries) end
   if truncated == 0 then
     -- Ids of a room have no gaps: a first kept id beyond since + 1 means some were trimmed.
-    local first = redis.call('XRANGE', KEYS[5], '-', '+', 'COUNT', 1)[1]
+    local first = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', 1)[1]
     if first and tonumber(string.match(first[1], '^(%d+)-')) > tonumber(ARGV[4]) + 1 then
       truncated = 1
     end
@@ -149,15 +173,26 @@ end
 return {nicks, flat, truncated}
 """)
 
-# KEYS: members, nicks, bus, seq.  ARGV: member key, presence JSON, bus limit.
+# KEYS: members, nicks, bus, seq, ckeys.  ARGV: member key, presence JSON, bus limit, mode
+# ('plain': always tell the room; 'v1': only when no other tab keeps the nick in the room).
 LEAVE: Final = Script(_MEMBERSHIP + """
+local nick = redis.call('HGET', KEYS[2], ARGV[1])
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], presence_id(), 'p', ARGV[2])
+redis.call('HDEL', KEYS[5], ARGV[1])
+if ARGV[4] == 'plain' or not (nick and held(nick)) then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], presence_id(), 'p', ARGV[2])
+end
 return 1
 """)
 
-# KEYS: members, nicks, bus, seq.  ARGV: process key prefix, bus limit.  Returns the number
+# KEYS: bus, seq.  ARGV: nick, bus limit.  A typing entry between the room's messages.
+TYPING: Final = Script("""
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2],
+                  (redis.call('GET', KEYS[2]) or '0') .. '-*', 't', ARGV[1])
+""")
+
+# KEYS: members, nicks, bus, seq, ckeys.  ARGV: process key prefix, bus limit.  Returns the number
 # of members reaped (their process stopped refreshing its key).
 SWEEP: Final = Script(_MEMBERSHIP + """
 local cache, reaped = {}, 0

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from app.messages import StoredMessage
-from app.rooms import Event, Member, PresenceEvent, deliver
+from app.rooms import Event, Member, PresenceEvent, TypingEvent, deliver
 
 __all__ = ["Room", "Seat", "parse_id"]
 
@@ -28,13 +28,14 @@ def parse_id(ident: bytes | str) -> tuple[int, int]:
 
 
 class Seat:
-    """A local member's place in a room: its member key in Redis, its nick, and the events
-    that arrived between sitting down and its `joined` reply (None once flushed)."""
+    """A local member's place in a room: its member key in Redis, its nick, the client key
+    it joined with (or None), and the events that arrived between sitting down and its
+    `joined` reply (None once flushed)."""
 
-    __slots__ = ("key", "nick", "pending")
+    __slots__ = ("key", "nick", "client", "pending")
 
-    def __init__(self, key: str, nick: str) -> None:
-        self.key, self.nick = key, nick
+    def __init__(self, key: str, nick: str, client: str | None = None) -> None:
+        self.key, self.nick, self.client = key, nick, client
         self.pending: list[tuple[Event, Member | None]] | None = None
 
 
@@ -111,6 +112,9 @@ class Room:
     def presence(self, event: Literal["join", "leave"], nick: str, key: str,
                  line: str | None) -> None:
         self._fan_out(PresenceEvent(self.name, nick, event, self.by_key.get(key), line), None)
+
+    def typing(self, nick: str) -> None:
+        self._fan_out(TypingEvent(self.name, nick), None)
 
     def close_members(self, code: int, reason: str) -> None:
         for member in list(self.members):

@@ -12,7 +12,10 @@ the browser are module-scoped so that loop is gone before other directories' asy
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import datetime
 import importlib.util
 import shutil
 from collections.abc import Callable, Iterator
@@ -30,6 +33,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from app.messages import StoredMessage
+from app.store import Store
 from tests.procs import LOOPBACK_CHAT_LIMITS, ROOT, serve
 
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -92,6 +97,26 @@ def chat_server(tmp_path: Path, *, env: dict[str, str] | None = None,
     full_env = {"CHAT_DB": str(tmp_path / "chat.db"), **LOOPBACK_CHAT_LIMITS, **(env or {})}
     with serve(SERVER, app, env=full_env, port=port) as address:
         yield f"http://{address}/"
+
+
+def seed_history(db: Path, room: str, rows: list[tuple[str, str, datetime.datetime]]) -> None:
+    """Write `rows` (nick, text, time) as the history of `room` (ids 1..n) into the SQLite
+    file `db` with the app's own Store, before a server opens it: past days, real data."""
+
+    def iso(moment: datetime.datetime) -> str:
+        utc = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+        return utc.isoformat(timespec="milliseconds") + "Z"
+
+    async def write() -> None:
+        store = Store(str(db), 10_000)
+        await store.open()
+        await store.append([StoredMessage(n, room, nick, text, iso(ts), None)
+                            for n, (nick, text, ts) in enumerate(rows, start=1)])
+        await store.close()
+
+    # Playwright's sync API keeps an event loop running in this thread: use another one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, write()).result()
 
 
 def shoot(page: Page, name: str) -> Path:

@@ -40,8 +40,7 @@ def chat_with_content(open_chat: Callable[..., ChatPage], url: str,
     bob.say("hi @alice, see https://example.com/docs")
     bob.say("second line in the same group")
     alice.say("thanks bob")
-    bob.page.get_by_label("Join another room").fill("dev")
-    bob.page.get_by_role("button", name="Join room").click()
+    bob.add_room("dev")  # waits until dev is bob's current room
     bob.say("over in dev")  # an unread badge on alice's dev tab
     expect(alice.confirmed_texts("general")).to_have_count(3)
     expect(alice.room_button("dev").locator(".badge")).to_have_text("1")

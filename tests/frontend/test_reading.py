@@ -7,40 +7,16 @@ run in UTC so the expected day labels are computed here the same way.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import datetime
 from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, expect
 
-from app.messages import StoredMessage
-from app.store import Store
-from tests.frontend.conftest import ChatPage, chat_server, shoot
+from tests.frontend.conftest import ChatPage, chat_server, seed_history, shoot
 
 OpenChat = Callable[..., ChatPage]
 UTC = {"timezone_id": "UTC", "locale": "en-US"}
-
-
-def iso(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(
-        timespec="milliseconds") + "Z"
-
-
-def seed_history(db: Path, room: str, rows: list[tuple[str, str, datetime.datetime]]) -> None:
-    """Store `rows` (nick, text, time) as the history of `room`, ids 1..n."""
-
-    async def write() -> None:
-        store = Store(str(db), 10_000)
-        await store.open()
-        await store.append([StoredMessage(n, room, nick, text, iso(ts), None)
-                            for n, (nick, text, ts) in enumerate(rows, start=1)])
-        await store.close()
-
-    # Playwright's sync API keeps an event loop running in this thread: use another one.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, write()).result()
 
 
 def test_links_are_clickable_only_for_http_and_https(tmp_path: Path,
@@ -167,8 +143,7 @@ def test_unread_counts_in_the_tab_title(tmp_path: Path, open_chat: OpenChat) -> 
         bob.say("two")
         expect(alice.page).to_have_title("(2) #dev · wsrun chat")
         expect(alice.room_button("lobby")).to_have_accessible_name("#lobby, 2 unread")
-        bob.page.get_by_label("Join another room").fill("dev")
-        bob.page.get_by_role("button", name="Join room").click()
+        bob.add_room("dev")
         bob.say("in dev")  # in the room alice looks at: not unread
         expect(alice.confirmed_texts("dev")).to_have_text(["in dev"])
         expect(alice.page).to_have_title("(2) #dev · wsrun chat")
