@@ -4,7 +4,8 @@ Routes (relative to `root_path`, so the app also works mounted at a sub-path):
 - WebSocket `/ws` and `/`: chat.v1 when the client offers that subprotocol, else the
   plain-text chat (docs/protocol.md); before accept, a disallowed Origin is refused (HTTP
   403) and an address over `CHAT_ADDRESS_CONNECT_RATE` too (HTTP 429).
-- `GET /healthz`: JSON status; `GET /metrics`: Prometheus text; anything else: frontend/.
+- `GET /healthz`: JSON status, with the worker id and pid that answered; `GET /metrics`:
+  Prometheus text (all workers' under `wsrun --workers N`); anything else: frontend/.
 - With `CHAT_ALLOWED_HOSTS` set, a request whose Host is not listed gets HTTP 400 (a
   WebSocket handshake too), whatever its path (docs/deployment.md "Host allow-list").
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -48,6 +50,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 CLOSE_UNSUPPORTED: Final = 1003
 CLOSE_INTERNAL: Final = 1011
 _LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+# Set by `wsrun --workers N` in each worker (1..N); None in a single process.
+WORKER_ID: Final = int(os.environ["WSRUN_WORKER_ID"]) if os.environ.get(
+    "WSRUN_WORKER_ID", "").isdigit() else None
 
 
 def route_path(scope: Scope) -> str:
@@ -215,6 +220,9 @@ class ChatApp:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
+                except ValueError as exc:  # a setting (app/config.py): its message says all
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 except Exception as exc:
                     log.exception("chat start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -244,6 +252,9 @@ class ChatApp:
                     "status": "ok",
                     "connections": self.connections,
                     "rooms": self._room_count(),
+                    # Which process answered (docs/deployment.md, --workers).
+                    "worker": WORKER_ID,
+                    "pid": os.getpid(),
                 })
                 status, headers = 200, [(b"content-type", b"application/json")]
             else:
@@ -316,6 +327,7 @@ class ChatApp:
         # Chat messages count against the address too (`CHAT_ADDRESS_RATE`).
         session.address_take = lambda: message_limiter.take(address)
         self.connections += 1
+        self.metrics.connections_changed()
         try:
             await session.start()
             await self._receive_loop(session, receive)
@@ -326,6 +338,7 @@ class ChatApp:
             finally:
                 member.abort()
                 self.connections -= 1
+                self.metrics.connections_changed()
 
     async def _receive_loop(self, session: Session, receive: Receive) -> None:
         member, metrics = session.member, self.metrics

@@ -12,7 +12,24 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "check_processes"]
+
+
+def check_processes(env: Mapping[str, str]) -> None:
+    """Refuse to run in several processes without a shared backend.
+
+    `WSRUN_WORKERS` is set by `wsrun --workers N` in each worker (docs/deployment.md): the
+    in-process broker and SQLite history would give each worker rooms of its own.
+
+    Raises:
+        ValueError: more than one process and no `CHAT_REDIS_URL`.
+    """
+    raw = env.get("WSRUN_WORKERS", "").strip()
+    workers = int(raw) if raw.isdigit() else 1
+    if workers > 1 and not env.get("CHAT_REDIS_URL"):
+        raise ValueError(
+            f"WSRUN_WORKERS={workers}: the chat's rooms would be split between {workers} "
+            "processes; set CHAT_REDIS_URL to share them, or run one worker")
 
 N = TypeVar("N", int, float)
 
@@ -148,6 +165,7 @@ class Settings:
             ValueError: a variable is set to something malformed; the message names it.
         """
         env = os.environ if env is None else env
+        check_processes(env)
         d = cls()  # the defaults (slotted dataclasses keep no class-level values)
         burst, period = _rate(env, "CHAT_RATE", (d.rate_burst, d.rate_period))
         return cls(

@@ -8,7 +8,6 @@ exits 1, never a traceback.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 import sys
 from typing import Any
@@ -16,11 +15,9 @@ from typing import Any
 import click
 
 from server import __version__
-from server.asgi import LifespanError
 from server.config import Config
-from server.loader import AppLoadError
 from server.logs import LOG_LEVELS
-from server.observability import MetricsUnavailable, require_prometheus
+from server.observability import require_prometheus
 
 __all__ = ["cli", "main"]
 
@@ -126,6 +123,19 @@ LOG_FORMATS = click.Choice(["text", "json"])
                    "(needs the metrics extra: pip install 'wsrun[metrics]').")
 @click.option("--metrics-host", default=default("metrics_host"), show_default=True,
               help="Bind the metrics listener to this host.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1),
+              help="Number of worker processes sharing the socket (see docs/deployment.md).")
+@click.option("--reload", is_flag=True, default=False,
+              help="Restart the server when a watched file changes (development; needs the "
+                   "reload extra: pip install 'wsrun[reload]').")
+@click.option("--reload-dir", "reload_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Watch this directory for --reload (repeatable; default: the current one).")
+@click.option("--reload-include", "reload_includes", multiple=True,
+              help="Glob of files to watch for --reload (repeatable; default: *.py).")
+@click.option("--reload-exclude", "reload_excludes", multiple=True,
+              help="Glob of files to ignore for --reload (repeatable; default: .*, .py[cod], "
+                   ".sw.*, ~*).")
 @click.option("--lifespan", default=default("lifespan"), show_default=True, type=LIFESPAN,
               help="Run the app's lifespan startup/shutdown (auto: if it supports it).")
 @click.version_option(__version__, "--version", prog_name="wsrun", message="%(prog)s %(version)s")
@@ -136,6 +146,23 @@ def cli(app: str, **options: Any) -> None:
     options["ws_ping_timeout"] = options["ws_ping_timeout"] or None
     if options["metrics_port"] is not None:
         require_prometheus()  # fail before loading the app, not after its startup ran
+    workers, reload = options.pop("workers"), options.pop("reload")
+    watch = {name: options.pop(name) for name in
+             ("reload_dirs", "reload_includes", "reload_excludes")}
+    if reload and workers > 1:
+        raise click.UsageError("--reload and --workers cannot be used together")
+    if any(watch.values()) and not reload:
+        raise click.UsageError("--reload-dir/--reload-include/--reload-exclude need --reload")
+    if reload or workers > 1:
+        from server.supervisor import Supervisor
+
+        settings = None
+        if reload:
+            from server.reloader import Reload
+
+            settings = Reload.checked(**watch)
+        Supervisor(app, options, workers=workers, reload=settings).run()
+        return
     from server.main import run
 
     run(app, **options)
@@ -149,16 +176,15 @@ def main(argv: list[str] | None = None, prog_name: str = "wsrun") -> None:
         sys.exit(1)
     except click.ClickException as exc:
         _die(exc.format_message())
-    except (AppLoadError, MetricsUnavailable) as exc:
-        _die(str(exc))
-    except LifespanError as exc:
-        _die(f"application startup failed: {exc}", code=3)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            _die(f"cannot listen: address already in use ({exc})")
-        _die(f"cannot start: {exc}")
     except KeyboardInterrupt:
         sys.exit(0)
+    except Exception as exc:
+        from server.workers import describe_error
+
+        described = describe_error(exc)
+        if described is None:
+            raise
+        _die(*described)
     sys.exit(0)
 
 

@@ -29,6 +29,7 @@ class Config:
     uds: str | None = None
     fd: int | None = None
     backlog: int = 2048
+    reuse_port: bool = False  # SO_REUSEPORT on the listening socket (server/supervisor.py)
     factory: bool = False
     app_dir: str | None = "."
     # HTTP/1.1 limits (server/http11.py)

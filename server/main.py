@@ -21,7 +21,13 @@ from server.asgi import Lifespan, LifespanError
 from server.config import Config
 from server.loader import load_app
 from server.logs import configure_logging
-from server.observability import start_metrics_server, stop_metrics_server
+from server.observability import (
+    StatsCollector,
+    registry_for,
+    snapshot,
+    start_metrics_server,
+    stop_metrics_server,
+)
 from server.protocol import HttpProtocol
 from server.state import ServerState
 from server.types import ASGIApp
@@ -117,10 +123,9 @@ class Server:
 
         ssl_context = make_ssl_context(config)
         if config.fd is not None:
-            sock = socket.fromfd(config.fd, socket.AF_UNIX, socket.SOCK_STREAM)
-            if sock.family != socket.AF_UNIX:
-                sock.close()
-                sock = socket.fromfd(config.fd, socket.AF_INET, socket.SOCK_STREAM)
+            # With `fileno`, socket() reads the family from the descriptor (fromfd() would
+            # take the one it is given); a duplicate, so closing ours leaves the caller's.
+            sock = socket.socket(fileno=os.dup(config.fd))
             server = await loop.create_server(
                 factory, sock=sock, ssl=ssl_context, backlog=config.backlog
             )
@@ -134,7 +139,7 @@ class Server:
         else:
             server = await loop.create_server(
                 factory, host=config.host, port=config.port, ssl=ssl_context,
-                backlog=config.backlog, reuse_address=True,
+                backlog=config.backlog, reuse_address=True, reuse_port=config.reuse_port or None,
             )
         self.servers.append(server)
         names = [sock.getsockname() for sock in server.sockets]
@@ -149,7 +154,9 @@ class Server:
         config = self.config
         if config.metrics_port is None:
             return
-        server = await start_metrics_server(config.metrics_host, config.metrics_port, state)
+        registry = registry_for(StatsCollector(lambda: snapshot(state.stats, state.connections)))
+        server = await start_metrics_server(
+            config.metrics_host, config.metrics_port, registry, config.timeout_keep_alive)
         self.metrics_server = server
         for sock in server.sockets:
             host, port = sock.getsockname()[:2]

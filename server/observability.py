@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from server.errors import RequestError
 from server.http11 import EndOfMessage, Request, RequestParser
 from server.logs import JsonFormatter  # noqa: F401 - its former home, named by --log-config files
 from server.response import ResponseWriter, error_response
-from server.state import Connection, ServerState, Stats
+from server.state import Connection, Stats
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MetricsUnavailable",
     "StatsCollector",
+    "add_figures",
+    "registry_for",
+    "snapshot",
     "require_prometheus",
     "start_metrics_server",
     "stop_metrics_server",
@@ -62,41 +65,81 @@ def require_prometheus() -> None:
         raise MetricsUnavailable(MISSING_EXTRA) from None
 
 
-class StatsCollector:
-    """A prometheus_client collector reading `Stats` and the live connections at scrape time.
+def snapshot(stats: Stats, connections: Iterable[Connection]) -> dict[str, Any]:
+    """The server's figures as plain JSON-able data: what a worker of `--workers` reports to
+    its supervisor, which sums them with `add_figures`. Status and code keys are strings.
 
     Args:
         stats: the server's counters.
-        connections: returns the live connections (`ServerState.connections`); WebSocket
-            ones are counted and their not-yet-folded frame/byte counters added.
+        connections: the live connections (`ServerState.connections`); WebSocket ones are
+            counted and their not-yet-folded frame/byte counters added.
+    """
+    frames_in, frames_out = stats.frames_in, stats.frames_out
+    bytes_in, bytes_out = stats.bytes_in, stats.bytes_out
+    count = websockets = 0
+    for connection in connections:
+        count += 1
+        traffic = connection.traffic()
+        if traffic is not None:
+            websockets += 1
+            # A WebSocket's own counters are folded into `stats` when its TCP connection
+            # closes, in the callback that removes it from `connections`.
+            frames_in += traffic.frames_in
+            frames_out += traffic.frames_out
+            bytes_in += traffic.bytes_in
+            bytes_out += traffic.bytes_out
+    return {
+        "connections": count, "websockets": websockets,
+        "http_responses": {str(k): v for k, v in stats.http_responses.items()},
+        "ws_accepted": stats.ws_accepted,
+        "ws_rejected": {str(k): v for k, v in stats.ws_rejected.items()},
+        "frames_in": frames_in, "frames_out": frames_out,
+        "bytes_in": bytes_in, "bytes_out": bytes_out,
+        "close_codes": {str(k): v for k, v in stats.close_codes.items()},
+        "write_pauses": stats.write_pauses,
+    }
+
+
+GAUGES = ("connections", "websockets")
+
+
+def add_figures(total: dict[str, Any], part: dict[str, Any], gauges: bool = True) -> None:
+    """Add `part` (a `snapshot`) into `total`; `gauges=False` adds the counters only."""
+    for name, value in part.items():
+        if isinstance(value, dict):
+            into = total.setdefault(name, {})
+            for key, count in value.items():
+                into[key] = into.get(key, 0) + count
+        elif gauges or name not in GAUGES:
+            total[name] = total.get(name, 0) + value
+        else:
+            total.setdefault(name, 0)
+
+
+class StatsCollector:
+    """A prometheus_client collector reading figures (a `snapshot`) at scrape time.
+
+    Args:
+        figures: returns the figures to report (one server's, or a sum over workers).
     """
 
-    def __init__(self, stats: Stats, connections: Callable[[], Iterable[Connection]]) -> None:
-        self.stats = stats
-        self.connections = connections
+    def __init__(self, figures: Callable[[], dict[str, Any]]) -> None:
+        self.figures = figures
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        stats = self.stats
-        frames_in, frames_out = stats.frames_in, stats.frames_out
-        bytes_in, bytes_out = stats.bytes_in, stats.bytes_out
-        connections = list(self.connections())
-        websockets = 0
-        for connection in connections:
-            traffic = connection.traffic()
-            if traffic is not None:
-                websockets += 1
-                # A WebSocket's own counters are folded into `stats` when its TCP connection
-                # closes, in the callback that removes it from `connections`.
-                frames_in += traffic.frames_in
-                frames_out += traffic.frames_out
-                bytes_in += traffic.bytes_in
-                bytes_out += traffic.bytes_out
+        f = self.figures()
+        connections, websockets = f.get("connections", 0), f.get("websockets", 0)
+        frames_in, frames_out = f.get("frames_in", 0), f.get("frames_out", 0)
+        bytes_in, bytes_out = f.get("bytes_in", 0), f.get("bytes_out", 0)
+
+        def by_key(name: str) -> list[tuple[int, int]]:
+            return sorted((int(k), v) for k, v in f.get(name, {}).items())
 
         yield GaugeMetricFamily(
             "wsrun_connections_open", "Open client connections (HTTP and WebSocket).",
-            value=len(connections))
+            value=connections)
         yield GaugeMetricFamily(
             "wsrun_websocket_connections_open",
             "Open WebSocket connections (upgrade received, TCP not yet closed).",
@@ -105,7 +148,7 @@ class StatsCollector:
         http = CounterMetricFamily(
             "wsrun_http_requests", "HTTP responses sent, by status (error responses too).",
             labels=["status"])
-        for status, count in sorted(stats.http_responses.items()):
+        for status, count in by_key("http_responses"):
             http.add_metric([str(status)], count)
         yield http
 
@@ -113,8 +156,8 @@ class StatsCollector:
             "wsrun_websocket_handshakes",
             "WebSocket handshakes by outcome: accepted (101) or rejected with a status.",
             labels=["outcome", "status"])
-        handshakes.add_metric(["accepted", "101"], stats.ws_accepted)
-        for status, count in sorted(stats.ws_rejected.items()):
+        handshakes.add_metric(["accepted", "101"], f.get("ws_accepted", 0))
+        for status, count in by_key("ws_rejected"):
             handshakes.add_metric(["rejected", str(status)], count)
         yield handshakes
 
@@ -135,24 +178,31 @@ class StatsCollector:
             "wsrun_websocket_closes",
             "Accepted WebSockets ended, by close code (1006: connection dropped).",
             labels=["code"])
-        for code, count in sorted(stats.close_codes.items()):
+        for code, count in by_key("close_codes"):
             closes.add_metric([str(code)], count)
         yield closes
 
         yield CounterMetricFamily(
             "wsrun_write_pauses",
             "Times a client's socket buffer filled up and writing had to pause.",
-            value=stats.write_pauses)
+            value=f.get("write_pauses", 0))
 
 
-def _registry(state: ServerState) -> CollectorRegistry:
+def registry_for(*collectors: Any) -> CollectorRegistry:
+    """A registry with `collectors` and the process_* figures (CPU, memory, open fds).
+
+    Raises:
+        MetricsUnavailable: prometheus_client is not installed.
+    """
+    require_prometheus()
     from prometheus_client import CollectorRegistry, ProcessCollector
 
     # Our own registry, not prometheus_client's global one: an app in the same process
     # may register its metrics there, and those belong to the app's own /metrics.
     registry = CollectorRegistry()
-    registry.register(StatsCollector(state.stats, lambda: state.connections))
-    ProcessCollector(registry=registry)  # process_* figures: CPU, memory, open fds
+    for collector in collectors:
+        registry.register(collector)
+    ProcessCollector(registry=registry)
     return registry
 
 
@@ -163,12 +213,18 @@ _LIVE: weakref.WeakKeyDictionary[asyncio.AbstractServer, set[_MetricsProtocol]] 
 )
 
 
-async def start_metrics_server(host: str, port: int, state: ServerState) -> asyncio.Server:
+async def start_metrics_server(
+    host: str, port: int, registry: CollectorRegistry, idle_timeout: float,
+    refresh: Callable[[], Awaitable[None]] | None = None,
+) -> asyncio.Server:
     """Listen on host:port and answer `GET /metrics` with the Prometheus text format.
 
     Args:
         host, port: where to listen (port 0: any free port).
-        state: the server whose `stats` and connections are reported.
+        registry: what a scrape reports (`registry_for(StatsCollector(...))`).
+        idle_timeout: seconds an idle scrape connection is kept.
+        refresh: awaited before each scrape is rendered (--workers: collect the workers'
+            figures), for at most `REFRESH_TIMEOUT` seconds.
 
     Returns:
         The listening server; stop it with `stop_metrics_server`.
@@ -180,7 +236,6 @@ async def start_metrics_server(host: str, port: int, state: ServerState) -> asyn
     require_prometheus()
     from prometheus_client.exposition import choose_encoder
 
-    registry = _registry(state)
     live: set[_MetricsProtocol] = set()
 
     def render(accept: str) -> tuple[bytes, bytes]:
@@ -190,9 +245,10 @@ async def start_metrics_server(host: str, port: int, state: ServerState) -> asyn
         return content_type.encode("ascii"), encoder(registry)
 
     def factory() -> asyncio.Protocol:
-        return _MetricsProtocol(render, live, state.config.timeout_keep_alive)
+        return _MetricsProtocol(render, live, idle_timeout, refresh)
 
-    server = await state.loop.create_server(factory, host=host, port=port, reuse_address=True)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, host=host, port=port, reuse_address=True)
     _LIVE[server] = live
     return server
 
@@ -210,6 +266,7 @@ async def stop_metrics_server(server: asyncio.Server) -> None:
 
 _ALLOW = (b"allow", b"GET, HEAD")
 _MAX_BODY = 64 * 1024  # a scrape has no body; refuse to read a large one
+REFRESH_TIMEOUT = 2.0
 
 
 class _MetricsProtocol(asyncio.Protocol):
@@ -217,9 +274,11 @@ class _MetricsProtocol(asyncio.Protocol):
 
     def __init__(
         self, render: Callable[[str], tuple[bytes, bytes]], live: set[_MetricsProtocol],
-        idle_timeout: float,
+        idle_timeout: float, refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.render = render
+        self.refresh = refresh
+        self.refreshing = False  # a response is being prepared: parse nothing further yet
         self.live = live
         self.idle_timeout = idle_timeout
         self.parser = RequestParser(max_request_line_size=8192, max_header_size=16384)
@@ -261,7 +320,10 @@ class _MetricsProtocol(asyncio.Protocol):
         self.timer = loop.call_later(self.idle_timeout, self.close)
 
     def _process(self) -> None:
-        while self.transport is not None and not self.transport.is_closing():
+        while (
+            self.transport is not None and not self.transport.is_closing()
+            and not self.refreshing
+        ):
             try:
                 event = self.parser.next_event()
             except RequestError as exc:
@@ -277,6 +339,10 @@ class _MetricsProtocol(asyncio.Protocol):
                 self.body_size = 0
                 self._arm_timer()
             elif type(event) is EndOfMessage:
+                if self.refresh is not None:
+                    self.refreshing = True
+                    asyncio.ensure_future(self._refresh_then_respond(self.refresh))
+                    return
                 self._respond()
             else:  # Data: a body nobody asked for; drop it, within limits
                 self.body_size += len(event.data)  # type: ignore[union-attr]
@@ -284,6 +350,16 @@ class _MetricsProtocol(asyncio.Protocol):
                     self.transport.write(error_response(413, "Content Too Large"))
                     self.close()
                     return
+
+    async def _refresh_then_respond(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await asyncio.wait_for(refresh(), REFRESH_TIMEOUT)
+        except Exception:  # report what is known rather than nothing
+            error_log.warning("Metrics: collecting the workers' figures failed", exc_info=True)
+        self.refreshing = False
+        if self.transport is not None and not self.transport.is_closing():
+            self._respond()
+            self._process()  # a pipelined request that arrived meanwhile
 
     def _respond(self) -> None:
         request = self.request

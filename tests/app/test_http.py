@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,8 @@ async def test_only_the_page_files_are_served(tmp_path: Path) -> None:
 async def test_healthz_and_metrics(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     assert health.headers["content-type"] == "application/json"
-    assert health.json() == {"status": "ok", "connections": 0, "rooms": 0}
+    assert health.json() == {"status": "ok", "connections": 0, "rooms": 0, "worker": None,
+                             "pid": os.getpid()}
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain; version=")
@@ -143,7 +145,7 @@ async def test_mounted_in_starlette_at_a_sub_path(tmp_path: Path) -> None:
         await peer.send_json({"type": "say", "room": "mounted", "text": "below /chat"})
         assert (await peer.recv_json())["text"] == "below /chat"
         assert (await target.get("/chat/healthz")).json() == {
-            "status": "ok", "connections": 1, "rooms": 1}
+            "status": "ok", "connections": 1, "rooms": 1, "worker": None, "pid": os.getpid()}
     finally:
         await target.stop()
 

@@ -17,7 +17,7 @@ SANS_IO = ("errors", "types", "config", "http11", "response", "handshake", "mask
 FORBIDDEN_IN_SANS_IO = {"asyncio", "socket", "time", "selectors", "ssl", "threading", "uvloop"}
 # The asyncio glue and what sits above it (the package's public names included): nothing
 # else may import these.
-GLUE = {"protocol", "wsprotocol", "main", "cli", "supervisor", "__main__", "__init__"}
+GLUE = {"protocol", "wsprotocol", "main", "cli", "supervisor", "worker", "__main__", "__init__"}
 
 
 def module_imports(path: Path) -> set[str]:
