@@ -328,3 +328,24 @@ def test_help_lists_the_worker_options() -> None:
     for option in ("--workers", "--reload", "--reload-dir", "--reload-include",
                    "--reload-exclude"):
         assert option in done.stdout
+
+
+def test_workers_shut_down_when_their_supervisor_is_killed(
+    supervised: list[Supervised],
+) -> None:
+    running = start(supervised, f"{APPS}:whoami", "--workers", "2")
+    pids = reach_every_worker(running.base, 2).values()
+    running.proc.kill()  # no chance to stop its workers: they see their channel end
+    running.proc.wait(30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in state(pid) for pid in pids):
+        assert time.monotonic() < deadline, "orphaned workers still running"
+        time.sleep(0.1)
+    running.wait_for("Finished server process", times=2)
+
+
+def state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
