@@ -269,8 +269,12 @@ class Supervisor:
             os.remove(path)
 
     async def _run_workers(self) -> None:
-        if not await self.start(self.slots[0]) and self.stopping.is_set():
-            return
+        # The first worker starts alone, until it serves: an app that cannot start says so
+        # once, and does not fail in N processes at a time.
+        first = self.slots[0]
+        while not await self.start(first):
+            if self.stopping.is_set() or await self._pause(backoff(first.start_failures)):
+                return
         starts = [asyncio.ensure_future(self.start(slot)) for slot in self.slots[1:]]
         await asyncio.gather(*starts)
         keepers = [asyncio.ensure_future(self._keep(slot)) for slot in self.slots]
@@ -298,17 +302,22 @@ class Supervisor:
                 what, count = "died", slot.deaths
             else:
                 what, count = "could not start", slot.start_failures
-            delay = min(BACKOFF_FIRST * 2 ** (max(count, 1) - 1), BACKOFF_MAX)
+            delay = backoff(count)
             error_log.warning("Worker %d [%d] %s (%s); restarting in %.1f s",
                               slot.id, worker.pid, what, worker.describe_exit(), delay)
-            try:
-                await asyncio.wait_for(self.stopping.wait(), delay)
+            if await self._pause(delay):
                 return
-            except TimeoutError:
-                pass
             self.restarts += 1
             if await self.start(slot) and slot.worker is not None:
                 error_log.info("Worker %d restarted [%d]", slot.id, slot.worker.pid)
+
+    async def _pause(self, delay: float) -> bool:
+        """Wait `delay` seconds; True if the supervisor is stopping (at once, then)."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), delay)
+            return True
+        except TimeoutError:
+            return False
 
     async def _run_reloading(self) -> None:
         """One worker, replaced on each change of a watched file (server/reloader.py)."""
@@ -342,3 +351,8 @@ class Supervisor:
             await asyncio.gather(*waits)
         for worker in workers:
             self._worker_gone(worker)
+
+
+def backoff(count: int) -> float:
+    """Seconds before the restart that follows the `count`-th death in a row."""
+    return min(BACKOFF_FIRST * 2.0 ** (max(count, 1) - 1), BACKOFF_MAX)

@@ -349,3 +349,30 @@ def state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return "gone"
+
+
+async def test_chat_with_redis_on_two_workers_reports_every_worker(
+    supervised: list[Supervised], redis_server: Any, tmp_path: Path,
+) -> None:
+    running = start(supervised, "app:chat", "--workers", "2", "--no-access-log",
+                    env={"CHAT_REDIS_URL": redis_server.url, "CHAT_DB": str(tmp_path / "c.db")})
+    clients = [await ws_connect(f"ws://127.0.0.1:{running.port}/ws") for _ in range(6)]
+    try:
+        health: dict[int, dict[str, Any]] = {}
+        async with httpx.AsyncClient() as http:
+            for _ in range(MAX_TRIES):
+                reply = (await http.get(f"{running.base}/healthz",
+                                        headers={"connection": "close"})).json()
+                health[reply["worker"]] = reply
+                if len(health) == 2:
+                    break
+            assert sorted(health) == [1, 2]
+            assert {parent_of(h["pid"]) for h in health.values()} == {running.proc.pid}
+            assert sum(h["connections"] for h in health.values()) == 6
+            for _ in range(4):  # whichever worker answers, it reports both
+                text = (await http.get(f"{running.base}/metrics",
+                                       headers={"connection": "close"})).text
+                assert "chat_connections 6.0" in text.splitlines()
+    finally:
+        for client in clients:
+            await client.close()
