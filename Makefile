@@ -9,6 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test conformance install install-test system-deps bench soak lint clean
 SOAK_MINUTES ?= 5
+BENCH_ARGS ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,9 +58,11 @@ conformance: install-test
 soak: install-test
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
+## make bench: every scenario on every server, 5 interleaved rounds (docs/benchmarks.md);
+## BENCH_ARGS adds options, e.g. BENCH_ARGS="--servers wsrun,wsrun@main~5,uvicorn-sansio"
 bench: install-test
 	$(PIP) install -q -e '.[bench]'
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install-test
 	$(PIP) install -q -e '.[dev]'

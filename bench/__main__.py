@@ -7,29 +7,58 @@ installed, <timestamp>.png with the ratios. Everything runs on 127.0.0.1 and sto
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from bench import report, runner
 from bench.scenarios import SCENARIOS
-from bench.servers import SERVERS
+from bench.servers import AT_REVISION, BASELINE, SERVERS, check
 
 
-def _names(value: str, known: dict[str, object], what: str) -> list[str]:
+def _names(value: str, check: Callable[[str], None], option: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise click.BadParameter(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
+    for name in names:
+        try:
+            check(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
     return names
 
 
-@click.command()
+def _scenario(name: str) -> None:
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+
+
+def _entries(rows: list[tuple[str, str]]) -> str:
+    return "\n".join(textwrap.fill(text, 88, initial_indent=f"  {name:<19} ",
+                                    subsequent_indent=" " * 22,
+                                    break_on_hyphens=False) for name, text in rows)
+
+
+def _epilog() -> str:
+    scenarios = _entries([(s.name, s.about + ("" if s.only is None else
+                                              f" [only {' and '.join(s.only)}, wsrun@REV too]"))
+                          for s in SCENARIOS.values()])
+    known = _entries([(s.name, s.label) for s in SERVERS.values()] + [(
+        f"{AT_REVISION}@REV", "wsrun at git revision REV of this repository (its server/ "
+        "exported to a temporary directory, C extensions built), e.g. --servers "
+        "wsrun,wsrun@HEAD~3,uvicorn-sansio: before/after in one run")])
+    # "\b" keeps click from rewrapping the paragraph that follows it.
+    return (f"\b\nScenarios (all run by default; work per server CPU-second is compared):\n"
+            f"{scenarios}\n\n\b\nServers (ratios are to {BASELINE}):\n{known}\n\n"
+            "Method and latest figures: docs/benchmarks.md.")
+
+
+@click.command(epilog=_epilog())
 @click.option("--servers", "server_list", default=",".join(SERVERS), show_default=True,
-              help="Comma-separated servers to compare.")
+              help="Comma-separated servers to compare (see below; wsrun@REV for a revision).")
 @click.option("--scenarios", "scenario_list", default=",".join(SCENARIOS), show_default=True,
-              help="Comma-separated scenarios to run.")
+              help="Comma-separated scenarios to run (see below).")
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(1, 100),
               help="Interleaved rounds per scenario and server.")
 @click.option("--duration", default=2.0, show_default=True, type=click.FloatRange(0.1, 60),
@@ -49,8 +78,8 @@ def _names(value: str, known: dict[str, object], what: str) -> list[str]:
 def main(server_list: str, scenario_list: str, rounds: int, duration: float, warmup: float,
          client: str, idle_conns: int, smoke: bool, out_dir: Path, no_save: bool) -> None:
     """Benchmark WebSocket ASGI servers side by side on the same apps."""
-    names = _names(server_list, SERVERS, "server")  # type: ignore[arg-type]
-    scenario_names = _names(scenario_list, SCENARIOS, "scenario")  # type: ignore[arg-type]
+    names = _names(server_list, check, "--servers")
+    scenario_names = _names(scenario_list, _scenario, "--scenarios")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     command = "python -m bench " + " ".join(sys.argv[1:])
     results = runner.run(names, scenario_names, rounds=rounds, duration=duration,

@@ -142,47 +142,88 @@ async def echo(p: Params, connect: Connect, w: Window) -> Result:
 
 
 async def fanout(p: Params, connect: Connect, w: Window) -> Result:
-    """`receivers` members and one sender in one room; the sender keeps `window` messages in
-    flight, each acknowledged by its own copy, which the broadcast app sends last."""
-    message = b"m" * p["size"]
-    state = {"running": True, "ready": 0, "inflight": 0}
+    """`receivers` members and one sender in one room; the sender keeps `window` broadcasts of
+    `size` bytes in flight. `gate` says when a broadcast stops being in flight:
+
+    - "ack": when the sender has its own copy, which the broadcast app sends last;
+    - "all": when every receiver and the sender have their copy. With a window of 1 the server
+      then has exactly one broadcast to deliver at a time: nothing can coalesce.
+
+    Join pings are one byte shorter than the measured messages, so a receiver's n-th message
+    of full size is broadcast n (each connection receives in order)."""
+    size, window = p["size"], p["window"]
+    message, ping = b"m" * size, b"p" * (size - 1)
+    strict = p.get("gate", "ack") == "all"
+    # Per broadcast (slot n % len), how many connections have their copy; window < len.
+    ring = [0] * (1 << window.bit_length())
+    slot_mask, total = len(ring) - 1, p["receivers"] + 1
+    state = {"running": True, "ready": 0, "pings": 0, "inflight": 0}
+
+    def joined(conn: Any, payload: bytes) -> None:
+        if len(payload) != len(ping):
+            w.errors += 1
+        elif conn.state is None:  # the first ping: this receiver is in the room
+            conn.state = 0
+            state["ready"] += 1
+
+    def send() -> None:
+        state["inflight"] += 1
+        sender.send(message, True)
+
+    def completed(n: int) -> None:
+        """One more connection has broadcast `n`; the last one frees its place."""
+        slot = n & slot_mask
+        count = ring[slot] + 1
+        if count < total:
+            ring[slot] = count
+            return
+        ring[slot] = 0
+        state["inflight"] -= 1
+        if state["running"]:
+            send()
 
     def on_receive(conn: Any, payload: bytes) -> None:
-        if conn.state == 0:
-            state["ready"] += 1
-        conn.state += 1
+        if len(payload) != size:
+            joined(conn, payload)
+            return
         w.count += 1
-        if len(payload) != len(message):
-            w.errors += 1
+        if strict:
+            conn.state += 1
+            completed(conn.state)
 
     def on_ack(conn: Any, payload: bytes) -> None:
-        state["inflight"] -= 1
-        if state["running"] and state["ready"] >= len(receivers):
-            state["inflight"] += 1
-            conn.send(message, True)
+        if len(payload) != size:
+            state["pings"] -= 1
+        elif strict:
+            conn.state += 1
+            completed(conn.state)
+        else:
+            state["inflight"] -= 1
+            if state["running"]:
+                send()
 
     receivers = await _connect_many(connect, p["receivers"], 100, host=p["host"],
                                     port=p["port"], path="/fanout", on_message=on_receive)
-    for conn in receivers:
-        conn.state = 0
     sender = await connect(host=p["host"], port=p["port"], path="/fanout", on_message=on_ack)
+    sender.state = 0
     # Membership is only certain once every receiver has seen a message: ping until then.
     deadline = time.monotonic() + 15.0
     while state["ready"] < len(receivers):
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {state['ready']}/{len(receivers)} receivers joined")
-        state["inflight"] += 1
-        sender.send(message, True)
+        state["pings"] += 1
+        sender.send(ping, True)
         await asyncio.sleep(0.02)
-    for _ in range(p["window"]):
-        state["inflight"] += 1
-        sender.send(message, True)
+    for _ in range(window):
+        send()
     await asyncio.sleep(p["warmup"])
     w.start()
     await asyncio.sleep(p["duration"])
     result = w.stop()
     state["running"] = False
-    await _drain_and_close([*receivers, sender], lambda: state["inflight"])
+    await _drain_and_close([*receivers, sender], lambda: state["inflight"] + state["pings"])
+    # Broadcasts still unfinished after the drain: a copy lost, or (ack gate) its ack.
+    result["unfinished"] = state["inflight"]
     return result
 
 

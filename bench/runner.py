@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import procfs, servers
+from bench import procfs, revisions, servers
 from bench.scenarios import SCENARIOS, Scenario, figures, idle_with, load_params
 
 Log = Callable[[str], None]
@@ -53,17 +53,19 @@ def run_round(s: Scenario, running: servers.Running, params: dict[str, Any],
     return result
 
 
-def run_scenario(s: Scenario, names: list[str], *, rounds: int, duration: float,
-                 warmup: float, smoke: bool, client: str, log: Log) -> dict[str, Any]:
-    """All rounds of one scenario, interleaved across the servers in `names`."""
+def run_scenario(s: Scenario, specs: dict[str, servers.ServerSpec], *, rounds: int,
+                 duration: float, warmup: float, smoke: bool, client: str,
+                 log: Log) -> dict[str, Any]:
+    """All rounds of one scenario, interleaved across the servers in `specs`."""
     params = load_params(s, smoke=smoke, duration=duration, warmup=warmup)
     report: dict[str, Any] = {"about": s.about, "unit": s.unit, "primary": s.primary,
                               "params": params, "servers": {}}
-    wanted = [n for n in names if s.only is None or n in s.only]
     active: list[str] = []
-    for name in wanted:
-        why = servers.SERVERS[name].unavailable()
-        report["servers"][name] = {"label": servers.SERVERS[name].label, "available": why is None,
+    for name, spec in specs.items():
+        if not s.runs_on(name):
+            continue
+        why = spec.unavailable()
+        report["servers"][name] = {"label": spec.label, "available": why is None,
                                    "note": why or "", "rounds": []}
         if why is None:
             active.append(name)
@@ -77,8 +79,7 @@ def run_scenario(s: Scenario, names: list[str], *, rounds: int, duration: float,
                     entry = report["servers"][name]
                     try:
                         if name not in running:
-                            running[name] = servers.start(
-                                servers.SERVERS[name], s.app, scratch, s.env)
+                            running[name] = servers.start(specs[name], s.app, scratch, s.env)
                         raw = run_round(s, running[name], params, client)
                     except (OSError, RuntimeError, TimeoutError) as exc:
                         raw = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
@@ -142,11 +143,11 @@ def run(names: list[str], scenario_names: list[str], *, rounds: int, duration: f
         idle_conns: int | None = None, log: Log = print) -> dict[str, Any]:
     """Run every scenario in `scenario_names` on every server in `names`.
 
+    `names`: keys of `servers.SERVERS`, or `wsrun@REV` for wsrun at git revision REV.
     `idle_conns`: how many connections the idle scenario holds (None: its default, 5,000).
     """
     for name in names:
-        if name not in servers.SERVERS:
-            raise ValueError(f"unknown server {name!r}; known: {', '.join(servers.SERVERS)}")
+        servers.check(name)
     for name in scenario_names:
         if name not in SCENARIOS:
             raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
@@ -154,10 +155,12 @@ def run(names: list[str], scenario_names: list[str], *, rounds: int, duration: f
     results: dict[str, Any] = {"baseline": servers.BASELINE, "rounds": rounds,
                                "duration": duration, "warmup": warmup, "smoke": smoke,
                                "servers": names, "scenarios": {}}
-    for name in scenario_names:
-        scenario = idle_with(idle_conns) if name == "idle" and idle_conns else SCENARIOS[name]
-        log(f"{name}: {scenario.about}")
-        results["scenarios"][name] = run_scenario(
-            scenario, names, rounds=rounds, duration=duration, warmup=warmup,
-            smoke=smoke, client=client, log=log)
+    results["revisions"] = {n: revisions.commit(n.partition("@")[2]) for n in names if "@" in n}
+    with servers.resolve(names, log) as specs:
+        for name in scenario_names:
+            scenario = idle_with(idle_conns) if name == "idle" and idle_conns else SCENARIOS[name]
+            log(f"{name}: {scenario.about}")
+            results["scenarios"][name] = run_scenario(
+                scenario, specs, rounds=rounds, duration=duration, warmup=warmup,
+                smoke=smoke, client=client, log=log)
     return results

@@ -34,6 +34,10 @@ class Scenario:
     lower_is_better: bool = False
     env: dict[str, str] = field(default_factory=dict)  # for the server process
 
+    def runs_on(self, server: str) -> bool:
+        """Whether this scenario runs on `server`; `wsrun@REV` counts as wsrun."""
+        return self.only is None or server.partition("@")[0] in self.only
+
     @property
     def primary(self) -> str:
         """The figure compared across servers: per CPU-second, or RSS for idle."""
@@ -44,6 +48,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("echo", "echo", ECHO_APP, "msg/s",
              {"conns": 100, "size": 32, "inflight": 1},
              {"conns": 4}, "100 connections, 32-byte text, one message in flight each"),
+    # Load shapes: the same work at other concurrencies, so a result holds across shapes.
+    Scenario("echo-50", "echo", ECHO_APP, "msg/s",
+             {"conns": 50, "size": 32, "inflight": 1},
+             {"conns": 4}, "50 connections, 32-byte text, one message in flight each"),
+    Scenario("echo-100", "echo", ECHO_APP, "msg/s",
+             {"conns": 100, "size": 32, "inflight": 1},
+             {"conns": 8}, "100 connections, 32-byte text, one message in flight each"),
     Scenario("echo-pipelined", "echo", ECHO_APP, "msg/s",
              {"conns": 100, "size": 32, "inflight": 16},
              {"conns": 4, "inflight": 4}, "100 connections, 32-byte text, 16 in flight each"),
@@ -51,8 +62,17 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              {"conns": 4, "size": 1 << 20, "inflight": 1, "binary": True},
              {"conns": 1}, "4 connections, 1 MiB binary echo, one in flight each"),
     Scenario("fanout", "fanout", BROADCAST_APP, "deliveries/s",
-             {"receivers": 1000, "size": 100, "window": 8},
-             {"receivers": 20}, "1,000 receivers in one room, one sender (8 in flight), 100 B"),
+             {"receivers": 1000, "size": 100, "window": 8, "gate": "ack"},
+             {"receivers": 20}, "1,000 receivers in one room, one sender keeping 8 messages "
+             "of 100 B in flight, each until the sender's own copy (sent last) is back"),
+    Scenario("fanout-w1", "fanout", BROADCAST_APP, "deliveries/s",
+             {"receivers": 1000, "size": 100, "window": 1, "gate": "all"},
+             {"receivers": 20}, "1,000 receivers, ONE broadcast of 100 B in flight: the next "
+             "is sent once every receiver has its copy, so nothing coalesces"),
+    Scenario("fanout-w8", "fanout", BROADCAST_APP, "deliveries/s",
+             {"receivers": 1000, "size": 100, "window": 8, "gate": "all"},
+             {"receivers": 20}, "1,000 receivers, 8 broadcasts of 100 B in flight, each until "
+             "every receiver has its copy"),
     Scenario("connect", "connect", ECHO_APP, "handshakes/s",
              {"concurrency": 16},
              {"concurrency": 2}, "16 workers looping connect + handshake + close handshake"),
@@ -70,7 +90,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     # permessage-deflate (RFC 7692) negotiated, as browsers offer it; only the servers that
     # accept it by default. The clients inflate what they receive and send uncompressed.
     Scenario("fanout-deflate", "fanout", BROADCAST_APP, "deliveries/s",
-             {"receivers": 1000, "size": 100, "window": 8, "deflate": True},
+             {"receivers": 1000, "size": 100, "window": 8, "gate": "ack", "deflate": True},
              {"receivers": 20}, "fanout with permessage-deflate negotiated",
              only=("wsrun", "uvicorn-sansio")),
     Scenario("idle-deflate", "idle", ECHO_APP, "KiB/conn",

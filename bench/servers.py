@@ -5,7 +5,8 @@ working directory (so an app that writes files, like app:chat's SQLite history, 
 checkout alone), with its output in a log file (a full pipe would stall it). A server whose
 Python package is missing is reported as unavailable, never silently dropped.
 
-Imports nothing from `server/` or `app/`: wsrun is started as `python -m server`.
+Imports nothing from `server/` or `app/`: wsrun is started as `python -m server`, from this
+checkout or, as `wsrun@REV`, from git revision REV (bench/revisions.py).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from bench import revisions
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -39,15 +42,24 @@ def _uvicorn(ws: str) -> Callable[[str, int], list[str]]:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """One server under test: `argv(app, port)` starts it; `module` must be importable."""
+    """One server under test: `argv(app, port)` starts it; `module` must be importable.
+
+    `source`: a directory put first on the server's PYTHONPATH, where its package comes from
+    instead of this checkout (`wsrun@REV`: `server/` exported from revision REV)."""
 
     name: str
     label: str
     module: str
     argv: Callable[[str, int], list[str]]
+    source: Path | None = None
 
     def unavailable(self) -> str | None:
         """Why this server cannot run here, or None when it can."""
+        if self.source is not None:
+            path = self.source.joinpath(*self.module.split("."))
+            if not (path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()):
+                return f"{self.module} is not in that revision"
+            return None
         if importlib.util.find_spec(self.module) is None:
             return f"{self.module} is not installed"
         return None
@@ -69,6 +81,39 @@ SERVERS: dict[str, ServerSpec] = {s.name: s for s in (
         "--port", str(port), "--workers", "1", "--backlog", BACKLOG,
         "--backpressure", BACKLOG, "--log-level", "warning", app]),
 )}
+
+
+# `wsrun@REV`: wsrun from git revision REV of this repository (bench/revisions.py).
+AT_REVISION = "wsrun"
+
+
+def check(name: str) -> None:
+    """ValueError unless `name` is a server of SERVERS or `wsrun@REV` with REV a commit."""
+    base, at, rev = name.partition("@")
+    if not at and name in SERVERS:
+        return
+    if at and base == AT_REVISION and rev:
+        revisions.commit(rev)
+        return
+    raise ValueError(f"unknown server {name!r}; known: {', '.join(SERVERS)}, "
+                     f"{AT_REVISION}@REV (a git revision)")
+
+
+@contextlib.contextmanager
+def resolve(names: list[str], log: Callable[[str], None]) -> Iterator[dict[str, ServerSpec]]:
+    """The spec of every name in `names`; each `wsrun@REV` exported for the duration."""
+    with contextlib.ExitStack() as stack:
+        specs: dict[str, ServerSpec] = {}
+        for name in names:
+            check(name)
+            base, _, rev = name.partition("@")
+            if not rev:
+                specs[name] = SERVERS[name]
+                continue
+            source = stack.enter_context(revisions.export(rev, log))
+            specs[name] = replace(SERVERS[base], name=name, source=source,
+                                  label=f"wsrun at {rev} ({revisions.commit(rev)[:12]})")
+        yield specs
 
 
 def free_port() -> int:
@@ -120,7 +165,8 @@ def start(spec: ServerSpec, app: str, workdir: Path, env: dict[str, str] | None 
     port = free_port()
     log = workdir / f"{spec.name}-{port}.log"
     extra = {k: v.format(workdir=workdir, server=spec.name) for k, v in (env or {}).items()}
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **extra}
+    path = str(ROOT) if spec.source is None else f"{spec.source}{os.pathsep}{ROOT}"
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1", **extra}
     with open(log, "wb") as out:
         # Own session: stopping it reaches the workers it forks (granian) and nothing else.
         proc = subprocess.Popen(spec.argv(app, port), cwd=workdir, env=env, stdout=out,

@@ -22,7 +22,8 @@ from bench.servers import BASELINE, SERVERS, ServerSpec
 
 HAVE_WSRUN = SERVERS["wsrun"].unavailable() is None
 SMOKE_SERVERS = [BASELINE] + (["wsrun"] if HAVE_WSRUN else [])
-PRIMARY = {"echo": "rate", "echo-pipelined": "rate", "large": "rate", "fanout": "rate",
+PRIMARY = {"echo": "rate", "echo-50": "rate", "echo-100": "rate", "echo-pipelined": "rate",
+           "large": "rate", "fanout": "rate", "fanout-w1": "rate", "fanout-w8": "rate",
            "connect": "rate", "idle": "rss_kib", "chat": "rate", "fanout-deflate": "rate",
            "idle-deflate": "rss_kib", "chat-deflate": "rate"}
 
@@ -36,7 +37,7 @@ def assert_well_formed(results: dict[str, Any], names: list[str], scenarios: lis
     assert list(results["scenarios"]) == scenarios
     for scen_name, scen in results["scenarios"].items():
         s = SCENARIOS[scen_name]
-        expected = [n for n in names if s.only is None or n in s.only]
+        expected = [n for n in names if s.runs_on(n)]
         assert list(scen["servers"]) == expected
         for name, entry in scen["servers"].items():
             assert entry["available"] is True
@@ -48,6 +49,8 @@ def assert_well_formed(results: dict[str, Any], names: list[str], scenarios: lis
                 assert raw["skipped"].startswith("bench/chat_load.py")
                 continue
             assert raw["errors"] == 0, (scen_name, name, raw)
+            if s.kind == "fanout":  # every broadcast reached every member before the close
+                assert raw["unfinished"] == 0, (scen_name, name, raw)
             figure = entry["summary"][PRIMARY[scen_name]]
             assert figure["n"] == 1 and figure["median"] > 0, (scen_name, name, figure)
             ratio = entry["ratio"]
@@ -80,7 +83,7 @@ def test_every_scenario_yields_a_figure_with_the_raw_client(tmp_path: Path) -> N
 
 @pytest.mark.skipif(importlib.util.find_spec("picows") is None, reason="picows not installed")
 def test_picows_client_drives_echo_and_fanout() -> None:
-    scenarios = ["echo", "large", "fanout", "connect"]
+    scenarios = ["echo", "large", "fanout", "fanout-w1", "fanout-w8", "connect"]
     results = smoke([BASELINE], scenarios, "picows")
     assert_well_formed(results, [BASELINE], scenarios)
     for scen in results["scenarios"].values():
