@@ -1,20 +1,26 @@
 """The `wsrun` command: click options (named like uvicorn's) -> Config -> Server on uvloop.
 
 Every option can also come from a `WSRUN_` environment variable (`WSRUN_PORT=9000`).
-A mistake (bad option, app that cannot be imported, port in use) prints one line and
-exits 1, never a traceback.
+Exit codes: 0 after a clean shutdown; 2 for a usage mistake (click's usage line, "Try
+'wsrun --help' for help." and the error); 1 when the server cannot start (app not
+importable, port in use...): one `Error:` line, after the traceback of the app's own
+error when its import or factory raised; 3 when the app's lifespan startup failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
+import os
 import sys
+import traceback
+from types import TracebackType
 from typing import Any
 
 import click
 
-from server import __version__
+from server import __version__, loader
 from server.config import Config
 from server.logs import LOG_LEVELS
 from server.observability import require_prometheus
@@ -32,10 +38,11 @@ def default(name: str) -> Any:
 LIFESPAN = click.Choice(["auto", "on", "off"])
 LEVELS = click.Choice(list(LOG_LEVELS))
 LOG_FORMATS = click.Choice(["text", "json"])
+LOOPS = click.Choice(["auto", "asyncio", "uvloop"])
 
 
 @click.command(
-    context_settings={"auto_envvar_prefix": "WSRUN", "help_option_names": ["-h", "--help"]},
+    context_settings={"auto_envvar_prefix": "WSRUN", "help_option_names": ["--help", "-h"]},
     help="Serve the ASGI app APP (\"module:attribute\") over HTTP/1.1 and WebSocket.",
 )
 @click.argument("app", envvar="WSRUN_APP")
@@ -138,6 +145,8 @@ LOG_FORMATS = click.Choice(["text", "json"])
                    ".sw.*, ~*).")
 @click.option("--lifespan", default=default("lifespan"), show_default=True, type=LIFESPAN,
               help="Run the app's lifespan startup/shutdown (auto: if it supports it).")
+@click.option("--loop", default=default("loop"), show_default=True, type=LOOPS,
+              help="Event loop: uvloop, asyncio, or auto (uvloop when installed).")
 @click.version_option(__version__, "--version", prog_name="wsrun", message="%(prog)s %(version)s")
 def cli(app: str, **options: Any) -> None:
     if options["ssl_keyfile"] and not options["ssl_certfile"]:
@@ -169,13 +178,15 @@ def cli(app: str, **options: Any) -> None:
 
 
 def main(argv: list[str] | None = None, prog_name: str = "wsrun") -> None:
-    """Entry point: one-line errors and exit 1 instead of tracebacks."""
+    """Entry point: exit codes as in the module docstring, no traceback of our own."""
     try:
         cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(1)
     except click.ClickException as exc:
-        _die(exc.format_message())
+        logging.shutdown()
+        exc.show()  # a UsageError adds click's usage line and "Try 'wsrun --help'"
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(0)
     except Exception as exc:
@@ -184,8 +195,25 @@ def main(argv: list[str] | None = None, prog_name: str = "wsrun") -> None:
         described = describe_error(exc)
         if described is None:
             raise
+        if isinstance(exc, loader.AppLoadError) and exc.__cause__ is not None:
+            _print_app_traceback(exc.__cause__)
         _die(*described)
     sys.exit(0)
+
+
+# Frames of ours and of the import machinery, above the app's own code in a traceback.
+_LOADER_FILES = (loader.__file__, os.path.dirname(importlib.__file__))
+
+
+def _print_app_traceback(error: BaseException) -> None:
+    """Print the traceback of the app's error from its first frame in the app's code."""
+    tb: TracebackType | None = error.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename.startswith(_LOADER_FILES)
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+    ):
+        tb = tb.tb_next
+    traceback.print_exception(type(error), error, tb, chain=False, file=sys.stderr)
 
 
 def _die(message: str, code: int = 1) -> None:

@@ -70,6 +70,7 @@ class Config:
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no metrics listener
     lifespan: Literal["auto", "on", "off"] = "auto"
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"  # auto: uvloop when installed
     server_header: bool = True
     date_header: bool = True
 

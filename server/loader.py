@@ -1,10 +1,12 @@
-"""Loading the app named on the command line: `module:attribute`, optionally a factory.
+"""Loading the app named on the command line (`module:attribute`, optionally a factory)
+and the event loop named by --loop.
 
 Imports no other part of wsrun at run time (the `Config` type only for type checking).
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import os
@@ -16,7 +18,7 @@ from server.types import ASGIApp
 if TYPE_CHECKING:
     from server.config import Config
 
-__all__ = ["AppLoadError", "import_from_string", "load_app"]
+__all__ = ["AppLoadError", "LoopUnavailable", "import_from_string", "load_app", "new_event_loop"]
 
 
 class AppLoadError(Exception):
@@ -91,3 +93,24 @@ def import_from_string(spec: str, app_dir: str | None) -> Any:
         except AttributeError:
             raise AppLoadError(f'attribute "{attrs}" not found in module "{module_name}"') from None
     return value
+
+
+class LoopUnavailable(Exception):
+    """--loop uvloop, but uvloop cannot be imported."""
+
+
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """The event loop of --loop: `uvloop`, `asyncio`, or `auto` (uvloop where installed).
+
+    Raises:
+        LoopUnavailable: `uvloop` asked for and not installed.
+    """
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":
+            raise LoopUnavailable("--loop uvloop: uvloop is not installed") from None
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

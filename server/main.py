@@ -28,11 +28,12 @@ from server.observability import (
     start_metrics_server,
     stop_metrics_server,
 )
+from server.loader import LoopUnavailable, new_event_loop
 from server.protocol import HttpProtocol
 from server.state import ServerState
 from server.types import ASGIApp
 
-__all__ = ["Server", "new_event_loop", "run"]
+__all__ = ["LoopUnavailable", "Server", "new_event_loop", "run"]
 
 error_log = logging.getLogger("wsrun.error")
 
@@ -47,13 +48,6 @@ def make_ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop loop where uvloop is installed, else the stdlib one."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 class Server:
@@ -226,8 +220,8 @@ class Server:
         await self._stop_metrics()
 
 
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+def _run(main: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop) -> None:
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
         runner.run(main)
 
 
@@ -241,7 +235,8 @@ def run(app: ASGIApp | str, **options: Any) -> None:
     configure_logging(config)
     server = Server(config)
     try:
-        _run(server.serve(install_signal_handlers=True))
+        loop = new_event_loop(config.loop)  # before the coroutine: it may raise
+        _run(server.serve(install_signal_handlers=True), loop)
     except LifespanError as exc:
         error_log.error("Application startup failed: %s", exc)
         raise

@@ -393,9 +393,14 @@ class HTTPCycle:
         if self.disconnected or protocol.closed:
             return
         if self.status is None:
+            # The app never started its response: ours goes out, logged with the request
+            # line like any response (not as input refused before a request was read).
             self.response_complete = True
+            self.status = status
             protocol.cycle = None
-            protocol._reject(status, reason)
+            protocol.transport.write(error_response(status, reason))
+            self._log()
+            protocol.close()
         else:
             # Headers are out: the only honest signal left is to cut the connection.
             protocol.closed = True

@@ -79,7 +79,8 @@ def main() -> None:
     spec = json.loads(_read_line(channel))
     config = Config(app=spec["app"], **spec["options"])
     configure_logging(config)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+    loop = new_event_loop(config.loop)
+    with asyncio.Runner(loop_factory=lambda: loop) as runner:
         code = runner.run(serve(config, channel))
     sys.stdout.flush()
     sys.exit(code)

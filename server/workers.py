@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.asgi import LifespanError
-from server.loader import AppLoadError
+from server.loader import AppLoadError, LoopUnavailable
 from server.observability import MetricsUnavailable
 
 __all__ = [
@@ -49,7 +49,7 @@ class StartupFailed(Exception):
 
 def describe_error(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit status of a start-up error; None: not one (a bug)."""
-    if isinstance(exc, (AppLoadError, MetricsUnavailable)):
+    if isinstance(exc, (AppLoadError, LoopUnavailable, MetricsUnavailable)):
         return str(exc), 1
     if isinstance(exc, StartupFailed):
         return str(exc), exc.code

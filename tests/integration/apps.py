@@ -344,3 +344,14 @@ async def client_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await answer_json(scope, receive, send,
                       json.dumps({"client": scope["client"], "scheme": scope["scheme"]}))
+
+
+async def loop_name(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every HTTP request with the class name of the running event loop."""
+    import asyncio
+
+    if scope["type"] != "http":
+        return
+    body = type(asyncio.get_running_loop()).__name__.encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})

@@ -76,6 +76,11 @@ def traffic(addr: str) -> list[tuple[str, str, dict[str, object]]]:
     assert status == 200
     expected.append((c % port, f'"GET {FORGED}?a=%0d HTTP/1.1" 200',
                      {"path": f"{FORGED}?a=%0d", "status": 200, "method": "GET"}))
+    # The app raises before starting its response: our 500 is logged with the request line.
+    port, status = refused(addr, b"GET /crash?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status == 500
+    expected.append((c % port, '"GET /crash?x=1 HTTP/1.1" 500',
+                     {"path": "/crash?x=1", "status": 500, "method": "GET"}))
     cases = [
         (upgrade_head("/reject?a=1"), 403, "/reject?a=1"),  # the app closes before accept
         (upgrade_head("/deny"), 401, "/deny"),  # the app's denial response

@@ -74,17 +74,63 @@ def test_help_lists_uvicorn_style_options() -> None:
 @pytest.mark.parametrize(
     ("args", "text"),
     [
-        (["app:chat", "--port", "abc"], "'abc' is not a valid integer"),
-        (["app:chat", "--bogus"], "No such option '--bogus'"),
-        ([], "Missing argument 'APP'"),
+        (["app:chat", "--port", "abc"], "Invalid value for '--port': 'abc' is not a valid integer"),
+        (["app:chat", "--bogus"], "No such option '--bogus'."),
+        ([], "Missing argument 'APP'."),
+        (["app:chat", "--lifespan", "sometimes"], "'sometimes' is not one of"),
+        (["app:chat", "--loop", "trio"], "'trio' is not one of 'auto', 'asyncio', 'uvloop'"),
+    ],
+)
+def test_usage_mistakes_exit_2_with_clicks_usage_lines(args: list[str], text: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[:2] == ["Usage: wsrun [OPTIONS] APP", "Try 'wsrun --help' for help."]
+    assert lines[2] == ""
+    assert lines[3].startswith("Error: ") and text in lines[3], done.stderr
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
         (["nowhere:app"], 'could not import module "nowhere"'),
         (["app:nothing_here"], 'attribute "nothing_here" not found in module "app"'),
         (["app"], 'app must be given as "module:attribute"'),
-        (["app:chat", "--lifespan", "sometimes"], "'sometimes' is not one of"),
     ],
 )
-def test_mistakes_print_one_line_and_exit_1(args: list[str], text: str) -> None:
+def test_app_mistakes_print_one_line_and_exit_1(args: list[str], text: str) -> None:
     assert_one_line_error(run_cli(*args), text)
+
+
+def test_an_app_failing_in_its_own_import_shows_its_traceback_then_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "nested.py").write_text(
+        "import helper\n\napp = helper.build()\n", encoding="utf-8")
+    (tmp_path / "helper.py").write_text(
+        "def build():\n    return undefined_name\n", encoding="utf-8")
+    done = run_cli("nested:app", "--app-dir", str(tmp_path))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    frames = [line.strip() for line in lines if line.strip().startswith("File ")]
+    # the app's own frames, from its module down to the failing line; none of wsrun's loader
+    assert frames == [
+        f'File "{tmp_path / "nested.py"}", line 3, in <module>',
+        f'File "{tmp_path / "helper.py"}", line 2, in build',
+    ]
+    assert "NameError: name 'undefined_name' is not defined" in lines
+    assert lines[-1].startswith('Error: error importing "nested"')
+    assert "NameError" in lines[-1]
+
+
+@pytest.mark.parametrize(("loop", "expected"), [("asyncio", "_UnixSelectorEventLoop"),
+                                                ("uvloop", "Loop"), ("auto", "Loop")])
+def test_loop_option_picks_the_event_loop(loop: str, expected: str) -> None:
+    with serve("wsrun", "tests.integration.apps:loop_name", args=["--loop", loop]) as addr:
+        assert httpx.get(f"http://{addr}/").text == expected
 
 
 def test_port_in_use_is_one_line() -> None:
