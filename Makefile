@@ -48,10 +48,11 @@ system-deps:
 test: install-test
 	$(BIN)/python -m pytest
 
-## make conformance: Autobahn sections 12 and 13 (permessage-deflate), three runs in a row
-## (minutes of CPU each, so not in `make test`; CI runs both)
+## make conformance: Autobahn sections 12 and 13 (permessage-deflate), CONFORMANCE_RUNS runs
+## in a row (minutes of CPU each, so not in `make test`; CI runs both, 12/13 once)
+CONFORMANCE_RUNS ?= 3
 conformance: install-test
-	$(BIN)/python -m pytest -m conformance tests/integration/test_autobahn.py
+	WSRUN_CONFORMANCE_RUNS=$(CONFORMANCE_RUNS) $(BIN)/python -m pytest -m conformance tests/integration/test_autobahn.py
 
 ## make soak: wsrun app:chat under mixed hostile load for SOAK_MINUTES; fails on a lost or
 ## duplicated message, RSS not back near its baseline, a leaked fd or a server traceback

@@ -6,7 +6,8 @@ NON-STRICT, FAILED or UNIMPLEMENTED.
 
 Sections 12 and 13 (permessage-deflate, 216 cases, each echoing 1,000 messages of up to
 128 KiB) take minutes of CPU a run, so they are marked `conformance`: `make test` leaves
-them out and `make conformance` (which CI runs too) runs them, three runs in a row. Their
+them out and `make conformance` (which CI runs too) runs them, three runs in a row
+(`WSRUN_CONFORMANCE_RUNS`, 3 by default; CI runs them once to stay within its time). Their
 server has no keepalive ping: these cases last longer than the 20 s ping interval, and
 kosoku ends a case when a ping arrives in the middle of it.
 """
@@ -14,6 +15,7 @@ kosoku ends a case when a ping arrives in the middle of it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -71,9 +73,12 @@ def echo_server_without_pings() -> Iterator[str]:
         yield addr
 
 
+CONFORMANCE_RUNS = int(os.environ.get("WSRUN_CONFORMANCE_RUNS", "3"))
+
+
 @pytest.mark.conformance
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("run", [1, 2, 3])
+@pytest.mark.parametrize("run", range(1, CONFORMANCE_RUNS + 1))
 def test_autobahn_sections_12_13_permessage_deflate_all_ok(
     echo_server_without_pings: str, tmp_path: Path, run: int
 ) -> None:

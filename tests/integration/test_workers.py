@@ -279,8 +279,9 @@ def test_reload_with_workers_is_a_usage_error() -> None:
                               capture_output=True, text=True, timeout=30)
 
     done = run("--reload", "--workers", "2")
-    assert done.returncode == run("--bogus").returncode != 0
+    assert done.returncode == run("--bogus").returncode == 2
     assert done.stderr.strip().splitlines() == [
+        "Usage: wsrun [OPTIONS] APP", "Try 'wsrun --help' for help.", "",
         "Error: --reload and --workers cannot be used together"]
 
 
