@@ -433,9 +433,10 @@ def test_text_log_lines_are_the_default(tmp_path: Path) -> None:
     assert not any(line.startswith("{") for line in lines)
 
 
-def test_bad_log_format_is_a_one_line_error() -> None:
+def test_bad_log_format_is_a_usage_error() -> None:
     done = subprocess.run([*server_command("wsrun", ECHO, free_port()), "--log-format", "xml"],
                           capture_output=True, text=True, timeout=30, cwd=ROOT)
-    assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == ("Error: Invalid value for '--log-format': "
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("Usage: wsrun [OPTIONS] APP\nTry 'wsrun --help' for help.\n\n"
+                           "Error: Invalid value for '--log-format': "
                            "'xml' is not one of 'text', 'json'.\n")
