@@ -19,16 +19,10 @@ from typing import Any
 
 from server.asgi import Lifespan, LifespanError
 from server.config import Config
-from server.loader import load_app
+from server.loader import LoopUnavailable, load_app, new_event_loop
 from server.logs import configure_logging
-from server.observability import (
-    StatsCollector,
-    registry_for,
-    snapshot,
-    start_metrics_server,
-    stop_metrics_server,
-)
-from server.loader import LoopUnavailable, new_event_loop
+from server.metrics import start_metrics_server, stop_metrics_server
+from server.observability import StatsCollector, registry_for, snapshot
 from server.protocol import HttpProtocol
 from server.state import ServerState
 from server.types import ASGIApp

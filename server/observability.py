@@ -1,10 +1,10 @@
-"""Server-level figures: the Prometheus collector over `Stats`, and the metrics listener.
+"""Server-level figures: the Prometheus collector over `Stats`, and the /metrics ASGI app.
 
 `Stats` holds plain counters that the glue increments on its hot path (no locks, no
 prometheus calls per frame); `StatsCollector` turns them into Prometheus metric families
-only when the metrics listener is scraped. The listener (`start_metrics_server`, from
-`--metrics-port`) is a small asyncio protocol on the server's own loop, speaking HTTP/1.1
-through `server.http11`: no thread, nothing shared with the app's listener.
+only when /metrics is scraped. `metrics_app` is a tiny ASGI app, served on --metrics-port
+by the server's own `HttpProtocol` on its own loop (`server.metrics`): no thread, no
+second request loop, nothing shared with the app's listener.
 
 prometheus_client is an optional extra (`wsrun[metrics]`): it is imported inside the
 metrics functions only, so the server runs without it unless metrics are asked for.
@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from server.errors import RequestError
-from server.http11 import EndOfMessage, Request, RequestParser
 from server.logs import JsonFormatter  # noqa: F401 - its former home, named by --log-config files
-from server.response import ResponseWriter, error_response
 from server.state import Connection, Stats
+from server.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -34,11 +31,10 @@ __all__ = [
     "MetricsUnavailable",
     "StatsCollector",
     "add_figures",
+    "metrics_app",
     "registry_for",
-    "snapshot",
     "require_prometheus",
-    "start_metrics_server",
-    "stop_metrics_server",
+    "snapshot",
 ]
 
 error_log = logging.getLogger("wsrun.error")
@@ -206,182 +202,55 @@ def registry_for(*collectors: Any) -> CollectorRegistry:
     return registry
 
 
-# Live connections of each metrics listener, closed by `stop_metrics_server`: in Python
-# 3.11 `asyncio.Server.close()` leaves accepted connections open.
-_LIVE: weakref.WeakKeyDictionary[asyncio.AbstractServer, set[_MetricsProtocol]] = (
-    weakref.WeakKeyDictionary()
-)
+_ALLOW = (b"allow", b"GET, HEAD")
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+REFRESH_TIMEOUT = 2.0
 
 
-async def start_metrics_server(
-    host: str, port: int, registry: CollectorRegistry, idle_timeout: float,
-    refresh: Callable[[], Awaitable[None]] | None = None,
-) -> asyncio.Server:
-    """Listen on host:port and answer `GET /metrics` with the Prometheus text format.
+def metrics_app(
+    registry: CollectorRegistry, refresh: Callable[[], Awaitable[None]] | None = None
+) -> ASGIApp:
+    """The ASGI app of the metrics listener: GET/HEAD /metrics, 404 elsewhere.
+
+    Served by the server's own `HttpProtocol` on --metrics-port (`server.metrics`), so a
+    scrape goes through the same parser and response path as any request.
 
     Args:
-        host, port: where to listen (port 0: any free port).
         registry: what a scrape reports (`registry_for(StatsCollector(...))`).
-        idle_timeout: seconds an idle scrape connection is kept.
         refresh: awaited before each scrape is rendered (--workers: collect the workers'
             figures), for at most `REFRESH_TIMEOUT` seconds.
 
-    Returns:
-        The listening server; stop it with `stop_metrics_server`.
-
     Raises:
         MetricsUnavailable: prometheus_client is not installed.
-        OSError: the address cannot be bound.
     """
     require_prometheus()
     from prometheus_client.exposition import choose_encoder
 
-    live: set[_MetricsProtocol] = set()
-
-    def render(accept: str) -> tuple[bytes, bytes]:
-        # The format negotiation of prometheus_client's own handler: the classic text
-        # format (0.0.4) unless the scraper's Accept asks for OpenMetrics or text 1.0.0.
-        encoder, content_type = choose_encoder(accept)
-        return content_type.encode("ascii"), encoder(registry)
-
-    def factory() -> asyncio.Protocol:
-        return _MetricsProtocol(render, live, idle_timeout, refresh)
-
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, host=host, port=port, reuse_address=True)
-    _LIVE[server] = live
-    return server
-
-
-async def stop_metrics_server(server: asyncio.Server) -> None:
-    """Stop listening and close the listener's open connections."""
-    server.close()
-    for protocol in list(_LIVE.pop(server, ())):
-        protocol.close()
-    try:
-        await asyncio.wait_for(server.wait_closed(), 1.0)
-    except TimeoutError:
-        pass
-
-
-_ALLOW = (b"allow", b"GET, HEAD")
-_MAX_BODY = 64 * 1024  # a scrape has no body; refuse to read a large one
-REFRESH_TIMEOUT = 2.0
-
-
-class _MetricsProtocol(asyncio.Protocol):
-    """HTTP/1.1 on the metrics listener: GET/HEAD /metrics, 404 elsewhere, keep-alive."""
-
-    def __init__(
-        self, render: Callable[[str], tuple[bytes, bytes]], live: set[_MetricsProtocol],
-        idle_timeout: float, refresh: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self.render = render
-        self.refresh = refresh
-        self.refreshing = False  # a response is being prepared: parse nothing further yet
-        self.live = live
-        self.idle_timeout = idle_timeout
-        self.parser = RequestParser(max_request_line_size=8192, max_header_size=16384)
-        self.transport: asyncio.Transport | None = None
-        self.request: Request | None = None
-        self.body_size = 0
-        self.timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.live.add(self)
-        self._arm_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.live.discard(self)
-        self.transport = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.receive_data(data)
-        self._process()
-
-    def eof_received(self) -> bool | None:
-        self.parser.receive_eof()
-        self._process()
-        return None  # close our side too
-
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def _arm_timer(self) -> None:
-        # An idle or slow client must not hold a connection forever.
-        if self.timer is not None:
-            self.timer.cancel()
-        loop = asyncio.get_running_loop()
-        self.timer = loop.call_later(self.idle_timeout, self.close)
-
-    def _process(self) -> None:
-        while (
-            self.transport is not None and not self.transport.is_closing()
-            and not self.refreshing
-        ):
-            try:
-                event = self.parser.next_event()
-            except RequestError as exc:
-                self.transport.write(error_response(exc.status, exc.reason, exc.headers or []))
-                self.close()
-                return
-            if event is None:
-                if self.parser.at_eof:
-                    self.close()
-                return
-            if type(event) is Request:
-                self.request = event
-                self.body_size = 0
-                self._arm_timer()
-            elif type(event) is EndOfMessage:
-                if self.refresh is not None:
-                    self.refreshing = True
-                    asyncio.ensure_future(self._refresh_then_respond(self.refresh))
-                    return
-                self._respond()
-            else:  # Data: a body nobody asked for; drop it, within limits
-                self.body_size += len(event.data)  # type: ignore[union-attr]
-                if self.body_size > _MAX_BODY:
-                    self.transport.write(error_response(413, "Content Too Large"))
-                    self.close()
-                    return
-
-    async def _refresh_then_respond(self, refresh: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await asyncio.wait_for(refresh(), REFRESH_TIMEOUT)
-        except Exception:  # report what is known rather than nothing
-            error_log.warning("Metrics: collecting the workers' figures failed", exc_info=True)
-        self.refreshing = False
-        if self.transport is not None and not self.transport.is_closing():
-            self._respond()
-            self._process()  # a pipelined request that arrived meanwhile
-
-    def _respond(self) -> None:
-        request = self.request
-        assert request is not None and self.transport is not None
-        self.request = None
-        if request.path != "/metrics":
-            status, headers, body = 404, [(b"content-type", b"text/plain; charset=utf-8")], \
-                b"Not Found: the metrics are at /metrics\n"
-        elif request.method not in ("GET", "HEAD"):
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan: nothing to set up
+        if scope["path"] != "/metrics":
+            status, headers, body = 404, [_TEXT], b"Not Found: the metrics are at /metrics\n"
+        elif scope["method"] not in ("GET", "HEAD"):
             # RFC 9110 15.5.6: "The origin server MUST generate an Allow header field in a
             # 405 response containing a list of the target resource's currently supported
             # methods."
-            status, headers, body = 405, [(b"content-type", b"text/plain; charset=utf-8"),
-                                          _ALLOW], b"Method Not Allowed\n"
+            status, headers, body = 405, [_TEXT, _ALLOW], b"Method Not Allowed\n"
         else:
-            accept = b",".join(v for n, v in request.headers if n.lower() == b"accept")
-            content_type, body = self.render(accept.decode("latin-1"))
-            status, headers = 200, [(b"content-type", content_type)]
+            if refresh is not None:
+                try:
+                    await asyncio.wait_for(refresh(), REFRESH_TIMEOUT)
+                except Exception:  # report what is known rather than nothing
+                    error_log.warning("Metrics: collecting the workers' figures failed",
+                                      exc_info=True)
+            # The format negotiation of prometheus_client's own handler: the classic text
+            # format (0.0.4) unless the scraper's Accept asks for OpenMetrics or text 1.0.0.
+            accept = b",".join(v for n, v in scope["headers"] if n == b"accept")
+            encoder, content_type = choose_encoder(accept.decode("latin-1"))
+            status, headers, body = 200, [(b"content-type", content_type.encode("ascii"))], \
+                encoder(registry)
         headers.append((b"content-length", str(len(body)).encode("ascii")))
-        writer = ResponseWriter(request)
-        self.transport.write(writer.start(status, headers) + writer.body(body, False))
-        if not writer.keep_alive:
-            self.close()
-        else:
-            self._arm_timer()
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app

@@ -1,9 +1,12 @@
 """Sans-I/O HTTP/1.1 responses (RFC 9112): one `ResponseWriter` frames one response.
 
-The writer decides the framing (Content-Length, chunked or close-delimited) and whether
-the connection is kept alive, from the request and the app's status and headers;
-`error_response` is the complete answer to bad input. Like `server.http11`, this module
-imports no asyncio, socket or clock.
+The one response path: app responses (`server.httpcycle`), WebSocket denial responses
+(`server.wscycle`) and /metrics (an ASGI app served like any other) all go through
+`ResponseWriter`, which checks the app's status and headers once (`begin`), decides the
+framing (Content-Length, chunked or close-delimited) and whether the connection is kept
+alive (`head`), and frames each body piece (`body`). `error_response` is the complete
+answer to bad input. Like `server.http11`, this module imports no asyncio, socket or
+clock.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from http import HTTPStatus
 
 from server.http11 import TOKEN_CHARS, Request, tokens
 
-__all__ = ["ResponseWriter", "error_response", "response_head", "validate_header"]
+__all__ = ["DenialResponse", "ResponseWriter", "error_response", "response_head", "validate_header"]
 
 _STATUS_LINES: dict[tuple[int, str], bytes] = {}
 
@@ -83,11 +86,18 @@ class ResponseWriter:
         self._length = 0  # bytes still allowed by the app's Content-Length
         self._started = False
         self._finished = False
+        # Between begin() and head(): the status, checked headers, the app's length.
+        self._head: tuple[int, list[tuple[bytes, bytes]], int | None] | None = None
 
     @property
     def keep_alive(self) -> bool:
         """Whether the connection stays open once this response is complete."""
         return self._keep_alive
+
+    @property
+    def head_pending(self) -> bool:
+        """True between `begin` and `head`: checked, not yet framed."""
+        return self._head is not None
 
     @property
     def finished(self) -> bool:
@@ -97,6 +107,17 @@ class ResponseWriter:
     def start(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
         """Return the response head, with the framing and connection headers we decide.
 
+        `begin` then `head`, for a head written as soon as it is known.
+
+        Raises:
+            RuntimeError: as `begin`.
+        """
+        self.begin(status, headers)
+        return self.head()
+
+    def begin(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        """Check and keep the status and headers: the one place they are validated.
+
         Raises:
             RuntimeError: started twice, a status outside 100-599, an invalid header, or an
                 invalid Content-Length given by the app.
@@ -105,8 +126,6 @@ class ResponseWriter:
             raise RuntimeError("response already started")
         if type(status) is not int or not 100 <= status <= 599:
             raise RuntimeError(f"invalid response status {status!r}")
-        self._started = True
-        request = self._request
         out: list[tuple[bytes, bytes]] = []
         length: int | None = None
         for name, value in headers:
@@ -130,12 +149,33 @@ class ResponseWriter:
                     self._keep_alive = False
                 continue
             out.append((name, value))
+        self._started = True
+        self._head = (status, out, length)
+
+    def head(self, *, body_length: int | None = None, close: bool = False) -> bytes:
+        """Return the head checked by `begin`, with the framing decided now.
+
+        Args:
+            body_length: the whole body's length, when it is known before the head goes
+                out: framed with Content-Length rather than chunked.
+            close: close the connection after this response.
+        """
+        assert self._head is not None, "begin() first"
+        status, out, length = self._head
+        self._head = None
+        if close:
+            self._keep_alive = False
+        request = self._request
         # RFC 9112 6.3: responses to HEAD and 1xx/204/304 responses end at the head.
         if request.method == "HEAD" or status < 200 or status in (204, 304):
             self._framing = _NO_BODY
         elif length is not None:
             self._framing = _LENGTH
             self._length = length
+        elif body_length is not None:
+            self._framing = _LENGTH
+            self._length = body_length
+            out.append((b"content-length", str(body_length).encode("ascii")))
         elif request.http_version == "1.1":
             self._framing = _CHUNKED
             out.append((b"transfer-encoding", b"chunked"))
@@ -158,7 +198,7 @@ class ResponseWriter:
             RuntimeError: not started, already finished, more bytes than Content-Length, or
                 fewer at the end; the connection must then be closed (`keep_alive` is False).
         """
-        if not self._started or self._finished:
+        if not self._started or self._finished or self._head is not None:
             raise RuntimeError("response body sent before start or after the last piece")
         framing = self._framing
         if not more_body:
@@ -177,6 +217,55 @@ class ResponseWriter:
         if framing == _UNTIL_CLOSE:
             return data
         return b""  # HEAD, 1xx, 204, 304: the app's body is not sent
+
+
+class DenialResponse:
+    """The response refusing a WebSocket handshake (the ASGI "websocket.http.response"
+    extension): checked when the app starts it, framed with its first body piece.
+
+    A body given whole gets a Content-Length rather than chunked framing (what websockets'
+    server does, and what a handshake client most likely reads). The connection closes
+    after it (`ResponseWriter` on an upgrade request).
+
+    Raises:
+        RuntimeError: a status outside 200-599 (a 1xx cannot end a handshake) or an
+            invalid header (`ResponseWriter.begin`).
+    """
+
+    __slots__ = ("status", "writer")
+
+    def __init__(self, request: Request, status: int,
+                 headers: Sequence[tuple[bytes, bytes]]) -> None:
+        if type(status) is not int or not 200 <= status <= 599:
+            raise RuntimeError(f"invalid websocket.http.response.start status {status!r}")
+        self.status = status
+        self.writer = ResponseWriter(request)
+        self.writer.begin(status, headers)
+
+    @property
+    def head_pending(self) -> bool:
+        """True until the head is framed (by the first `body`, or `end`)."""
+        return self.writer.head_pending
+
+    def body(self, data: bytes, more_body: bool) -> bytes:
+        """The bytes of one body piece, after the head the first time."""
+        writer = self.writer
+        head = writer.head(body_length=None if more_body else len(data)) \
+            if writer.head_pending else b""
+        return head + writer.body(data, more_body)
+
+    def end(self) -> bytes:
+        """The app stopped before the end: the head with an empty body, if the head is not
+        out yet (uvicorn's test_server_reject_connection_with_missing_body); else nothing
+        (a body under way is cut short by closing)."""
+        writer = self.writer
+        if not writer.head_pending:
+            return b""
+        head = writer.head(body_length=0)
+        try:
+            return head + writer.body(b"", False)
+        except RuntimeError:
+            return head  # the app announced a length it never sent: the head alone
 
 
 def error_response(

@@ -143,7 +143,7 @@ class Supervisor:
         finally:
             await self.stop_workers(self.live)
             if metrics is not None:
-                from server.observability import stop_metrics_server
+                from server.metrics import stop_metrics_server
 
                 await stop_metrics_server(metrics)
             self._close(own_dir)

@@ -235,7 +235,8 @@ async def start_metrics(
     """
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    from server.observability import StatsCollector, registry_for, start_metrics_server
+    from server.metrics import start_metrics_server
+    from server.observability import StatsCollector, registry_for
 
     class Supervision:
         def collect(self) -> Any:

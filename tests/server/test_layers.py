@@ -17,7 +17,12 @@ SANS_IO = ("errors", "types", "config", "http11", "response", "handshake", "mask
 FORBIDDEN_IN_SANS_IO = {"asyncio", "socket", "time", "selectors", "ssl", "threading", "uvloop"}
 # The asyncio glue and what sits above it (the package's public names included): nothing
 # else may import these.
-GLUE = {"protocol", "wsprotocol", "main", "cli", "supervisor", "worker", "__main__", "__init__"}
+GLUE = {"glue", "protocol", "wsprotocol", "metrics", "main", "cli", "supervisor", "worker",
+        "workers", "__main__", "__init__"}
+# The ASGI cycles (phases, queues, close ordering): no transport, socket or clock of their
+# own; the glue hands them its write methods, timers and awaitables.
+CYCLES = ("httpcycle", "wscycle", "wsinbound")
+FORBIDDEN_IN_CYCLES = {"asyncio", "socket", "time", "selectors", "ssl", "threading", "uvloop"}
 
 
 def module_imports(path: Path) -> set[str]:
@@ -90,13 +95,24 @@ def test_nothing_below_the_glue_imports_it() -> None:
     assert offenders == {}
 
 
+def stdlib_imports(name: str) -> set[str]:
+    """Top-level packages a server module imports itself (empty if it does not exist)."""
+    path = SERVER / f"{name}.py"
+    return {imported.split(".")[0] for imported in module_imports(path)} if path.exists() \
+        else set()
+
+
 def test_sans_io_modules_import_no_event_loop_socket_or_clock() -> None:
     edges = graph()
     for name in SANS_IO:
-        path = SERVER / f"{name}.py"
-        if not path.exists():
-            continue
-        stdlib = {imported.split(".")[0] for imported in module_imports(path)}
-        assert stdlib & FORBIDDEN_IN_SANS_IO == set(), name
+        assert stdlib_imports(name) & FORBIDDEN_IN_SANS_IO == set(), name
         # ... nor through the modules of ours they import.
-        assert edges[name] <= set(SANS_IO), (name, edges[name] - set(SANS_IO))
+        assert edges.get(name, set()) <= set(SANS_IO), name
+
+
+def test_cycles_import_no_transport_socket_or_clock() -> None:
+    edges = graph()
+    for name in CYCLES:
+        assert stdlib_imports(name) & FORBIDDEN_IN_CYCLES == set(), name
+        # The glue's pieces (flow control, keepalive timers) come in as arguments.
+        assert edges.get(name, set()) & (GLUE | {"flow", "keepalive"}) == set(), name

@@ -9,7 +9,13 @@ import h11
 import pytest
 
 from server.http11 import Request
-from server.response import ResponseWriter, error_response, response_head, validate_header
+from server.response import (
+    DenialResponse,
+    ResponseWriter,
+    error_response,
+    response_head,
+    validate_header,
+)
 from tests.server.test_http11 import UPGRADE, parse
 
 
@@ -234,3 +240,55 @@ def test_error_response_bytes() -> None:
         b"content-length: 17\r\nconnection: close\r\nsec-websocket-version: 13\r\n\r\n"
         b"upgrade required\n"
     )
+
+
+def test_response_checked_at_begin_and_framed_at_head() -> None:
+    writer = writer_for(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    with pytest.raises(RuntimeError):
+        writer.begin(200, [(b"bad name", b"v")])
+    assert not writer.head_pending  # nothing kept from a refused start: it may start again
+    writer.begin(200, [(b"x-a", b"1")])
+    assert writer.head_pending
+    with pytest.raises(RuntimeError):
+        writer.body(b"early", False)  # no body before its head
+    # A body known whole when the head goes out: Content-Length, not chunked.
+    assert writer.head(body_length=5) == (
+        b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 5\r\n\r\n"
+    )
+    assert not writer.head_pending
+    assert writer.body(b"hello", False) == b"hello"
+    assert writer.keep_alive
+
+
+def test_response_head_can_close_the_connection() -> None:
+    writer = writer_for(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    writer.begin(204, [])
+    assert writer.head(close=True) == b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"
+    assert not writer.keep_alive
+
+
+def test_denial_response_whole_body_in_pieces_and_cut_short() -> None:
+    request = parse(UPGRADE)[0]
+    assert isinstance(request, Request)
+    whole = DenialResponse(request, 403, [(b"content-type", b"text/plain")])
+    assert whole.body(b"no", False) == (
+        b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n"
+        b"connection: close\r\n\r\nno"
+    )
+    assert whole.end() == b""  # the head is out: nothing more to add
+    pieces = DenialResponse(request, 401, [])
+    assert pieces.body(b"a", True) == (
+        b"HTTP/1.1 401 Unauthorized\r\ntransfer-encoding: chunked\r\nconnection: close\r\n"
+        b"\r\n1\r\na\r\n"
+    )
+    assert pieces.body(b"", False) == b"0\r\n\r\n"
+    assert DenialResponse(request, 404, []).end() == (
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    # The app announced a length it never sent: the head alone.
+    assert DenialResponse(request, 403, [(b"content-length", b"9")]).end() == (
+        b"HTTP/1.1 403 Forbidden\r\ncontent-length: 9\r\nconnection: close\r\n\r\n"
+    )
+    for status in (101, 600, "403"):
+        with pytest.raises(RuntimeError):
+            DenialResponse(request, status, [])  # type: ignore[arg-type]
