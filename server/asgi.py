@@ -1,4 +1,5 @@
-"""ASGI pieces shared by the HTTP and WebSocket glue: scopes, lifespan, `ClientDisconnected`.
+"""ASGI pieces shared by the HTTP and WebSocket glue: scopes, lifespan (and, from
+`server.errors`, `ClientDisconnected`).
 
 Scopes follow the asgiref "HTTP and WebSocket" spec (version 2.4); lifespan follows the
 "Lifespan" spec with `state`. This module does no socket I/O of its own and must not
@@ -12,6 +13,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
+from server.errors import ClientDisconnected
 from server.proxy import forwarded_client, forwarded_scheme
 from server.types import Message, Scope
 
@@ -24,10 +26,6 @@ __all__ = ["ClientDisconnected", "Lifespan", "LifespanError", "build_scope"]
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 error_log = logging.getLogger("wsrun.error")
-
-
-class ClientDisconnected(OSError):
-    """`send()` on a connection the client already closed (ASGI spec 2.4)."""
 
 
 def build_scope(

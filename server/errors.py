@@ -7,6 +7,7 @@ an HTTP error response or a close frame. This module imports nothing from the pr
 from __future__ import annotations
 
 __all__ = [
+    "ClientDisconnected",
     "HandshakeError",
     "InvalidState",
     "InvalidUTF8",
@@ -76,3 +77,7 @@ class InvalidUTF8(ProtocolError):
 
 class InvalidState(WsrunError):
     """Our own misuse: sending in a state that does not allow it. A bug, not bad input."""
+
+
+class ClientDisconnected(OSError):
+    """`send()` on a connection the client already closed (ASGI spec 2.4: an `OSError`)."""

@@ -20,7 +20,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
-from server.asgi import ClientDisconnected
+from server.errors import ClientDisconnected
 from server.handshake import Handshake, accept
 from server.http11 import Request
 from server.response import DenialResponse, error_response

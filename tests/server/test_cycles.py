@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from server.asgi import ClientDisconnected, build_scope
+from server.asgi import build_scope
 from server.config import Config
+from server.errors import ClientDisconnected
 from server.flow import FlowControl
 from server.frames import Opcode
 from server.handshake import accept_key, check_request
