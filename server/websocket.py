@@ -1,11 +1,11 @@
 """Sans-I/O RFC 6455 server connection: bytes in, events and bytes out.
 
-`ServerConnection` holds one WebSocket's state and outbox. It reads frame headers with
+`ServerConnection` holds one WebSocket's state. It reads frame headers with
 `server.frames.read_header` (the one copy of the RFC 6455 5.2 rules), hands data frames
-to `server.messages.MessageAssembler` (fragments, size limit, UTF-8), answers pings, and
-serializes what the server sends. It starts in OPEN: the HTTP upgrade is done elsewhere.
-It imports no asyncio, socket, time or clock; timers, writes and closing TCP belong to
-the glue (`server.wsprotocol`).
+to `server.messages.MessageAssembler` (fragments, size limit, UTF-8) and answers pings;
+what the server sends is framed and queued by its base, `server.outbox.Outbox`. It
+starts in OPEN: the HTTP upgrade is done elsewhere. It imports no asyncio, socket, time
+or clock; timers, writes and closing TCP belong to the glue (`server.wsprotocol`).
 
 Strategy:
 - Input is a `bytearray` plus a read offset; it is compacted once per `receive_data`
@@ -30,11 +30,10 @@ Strategy:
 
 from __future__ import annotations
 
-import enum
-from typing import Any, Protocol
+from typing import Any
 
 from server.config import DEFAULT_WS_MAX_SIZE
-from server.errors import InvalidState, ProtocolError
+from server.errors import ProtocolError
 from server.events import (
     BinaryMessage,
     CloseReceived,
@@ -45,20 +44,18 @@ from server.events import (
     TextMessage,
 )
 from server.frames import (
-    MAX_CONTROL_PAYLOAD,
     RSV1,
     CloseCode,
     Opcode,
     apply_mask,
     apply_mask_join,
-    frame_header,
     is_valid_close_code,
     parse_close,
     read_header,
-    serialize_close,
     short_headers,
 )
 from server.messages import Decompressor, MessageAssembler, complete
+from server.outbox import Compressor, Outbox, State
 
 __all__ = [
     "BinaryMessage",
@@ -74,48 +71,16 @@ __all__ = [
 ]
 
 
-class State(enum.IntEnum):
-    """What we have sent: OPEN, CLOSING (our close frame is out), CLOSED (done).
-
-    A ServerConnection starts OPEN; CONNECTING is for the glue, before the 101 is sent.
-    """
-
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
-
-
-class Compressor(Protocol):
-    """Deflates one message's payload (RFC 7692 7.2.1), e.g. permessage-deflate's."""
-
-    def compress(self, data: str | bytes) -> bytes | None:
-        """Return the compressed payload of one message, or None to send it uncompressed.
-
-        Text comes as the app's `str`: a compressor may keep what it made for the same
-        object (a broadcast), which it could not once the text is encoded anew.
-        """
-
-
-# Payloads up to this size are sent as one buffer (header + payload); larger ones as
-# two list items so the payload is never copied to prepend a header.
-_JOIN_LIMIT = 1024
 # Below this size a payload slice is cheaper to copy than to view (memoryview set-up).
 _VIEW_MIN = 1024
-_MAX_REASON = MAX_CONTROL_PAYLOAD - 2
 _UNSENDABLE = frozenset({CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, 1015})
-_TEXT = Opcode.TEXT.value
-_BINARY = Opcode.BINARY.value
-# The 2-byte headers of small unfragmented server frames (payload < 126), made once.
-_SMALL_TEXT_HEADER = [bytes((0x80 | _TEXT, n)) for n in range(126)]
-_SMALL_BINARY_HEADER = [bytes((0x80 | _BINARY, n)) for n in range(126)]
 _CLOSE = Opcode.CLOSE.value
 _PING = Opcode.PING.value
 _PONG_B0 = 0x80 | Opcode.PONG.value
 _NO_LIST: Any = ()  # stands for a list not made yet (idle memory per connection)
 
 
-class ServerConnection:
+class ServerConnection(Outbox):
     """The server side of one WebSocket connection, after the opening handshake.
 
     Args:
@@ -125,12 +90,12 @@ class ServerConnection:
     """
 
     # Slots: one of these lives as long as each WebSocket (idle memory per connection).
+    # The send side's (queue, counters, state) are `Outbox`'s.
     __slots__ = (
-        "_buf", "_close_rcvd", "_close_sent", "_compressor", "_decompressor", "_eof", "_events",
-        "_failed", "_max_size",
-        "_fin", "_left", "_mask", "_messages", "_offset", "_out", "_parsing", "_pos", "_raw",
-        "_rsv_allowed", "_short", "bytes_in", "bytes_out", "close_code", "close_reason",
-        "messages_in", "messages_out", "state",
+        "_buf", "_close_rcvd", "_close_sent", "_decompressor", "_eof", "_events",
+        "_failed", "_fin", "_left", "_mask", "_max_size", "_messages", "_offset", "_parsing",
+        "_pos", "_raw", "_rsv_allowed", "_short", "bytes_in", "close_code", "close_reason",
+        "messages_in",
     )
 
     def __init__(
@@ -140,7 +105,7 @@ class ServerConnection:
         compressor: Compressor | None = None,
         decompressor: Decompressor | None = None,
     ) -> None:
-        self.state = State.OPEN
+        super().__init__(compressor)
         #: The peer's close code and reason, once its close frame was received.
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -149,13 +114,11 @@ class ServerConnection:
         # Made for the first frame that is not a whole message (most connections never
         # see one): an idle connection holds no assembler.
         self._messages: MessageAssembler | None = None
-        self._compressor = compressor
         self._rsv_allowed = RSV1 if decompressor is not None else 0
         self._short = short_headers(self._rsv_allowed)  # shared by every connection
         self._buf = bytearray()
         self._pos = 0
         self._events: list[Event] = []
-        self._out: list[bytes] = []
         self._parsing = True  # False once a close, an error, fail() or EOF stops input
         self._close_sent = False
         self._close_rcvd = False
@@ -169,11 +132,9 @@ class ServerConnection:
         # Masked pieces of the frame being collected: made when such a frame begins; until
         # then a shared empty tuple, so an idle connection holds no list.
         self._raw: list[bytes] = _NO_LIST
-        #: Data messages received / sent, and the payload bytes of their frames on the wire.
+        #: Data messages received, and the payload bytes of their frames on the wire.
         self.messages_in = 0
-        self.messages_out = 0
         self.bytes_in = 0
-        self.bytes_out = 0
 
     @property
     def max_message_size(self) -> int | None:
@@ -225,11 +186,6 @@ class ServerConnection:
         """Return the events parsed since the last call, in stream order."""
         events, self._events = self._events, []
         return events
-
-    def data_to_send(self) -> list[bytes]:
-        """Return the buffers to write, in order (possibly []), for `writelines()`."""
-        out, self._out = self._out, []
-        return out
 
     def close_expected(self) -> bool:
         """Whether the glue should now close TCP (or expect the peer to).
@@ -397,94 +353,6 @@ class ServerConnection:
 
     # ----------------------------------------------------------------- output
 
-    def _check_open(self) -> None:
-        if self.state is not State.OPEN:
-            raise InvalidState(f"cannot send in state {self.state.name}")
-
-    def _send(self, opcode: int, payload: bytes) -> None:
-        self.bytes_out += len(payload)
-        header = frame_header(opcode, len(payload))
-        if len(payload) <= _JOIN_LIMIT:
-            self._out.append(header + payload)
-        else:
-            self._out.append(header)
-            self._out.append(payload)
-
-    def send_text(self, data: str) -> None:
-        """Queue a text message (one frame; an empty string is a real frame).
-
-        Raises:
-            InvalidState: not OPEN.
-        """
-        if self.state is not State.OPEN:
-            raise InvalidState(f"cannot send in state {self.state.name}")
-        self.messages_out += 1
-        if self._compressor is not None and self._send_compressed(_TEXT, data):
-            return
-        payload = data.encode()
-        n = len(payload)
-        if n < 126:
-            # Fast path (chat traffic): one precomputed header, one concatenation.
-            self.bytes_out += n
-            self._out.append(_SMALL_TEXT_HEADER[n] + payload)
-        else:
-            self._send(_TEXT, payload)
-
-    def _send_compressed(self, opcode: int, data: str | bytes) -> bool:
-        """Queue `data` compressed; False when the compressor declines (below its threshold)."""
-        assert self._compressor is not None
-        compressed = self._compressor.compress(data)
-        if compressed is None:
-            return False
-        # RFC 7692 6: "Per-Message Compressed" on the (only) frame.
-        self._send(RSV1 | opcode, compressed)
-        return True
-
-    def send_binary(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue a binary message. A bytearray or memoryview is copied (it may change
-        before the glue writes it); bytes are not.
-
-        Raises:
-            InvalidState: not OPEN.
-        """
-        if self.state is not State.OPEN:
-            raise InvalidState(f"cannot send in state {self.state.name}")
-        payload = data if type(data) is bytes else bytes(data)
-        self.messages_out += 1
-        if self._compressor is not None and self._send_compressed(_BINARY, payload):
-            return
-        n = len(payload)
-        if n < 126:
-            self.bytes_out += n
-            self._out.append(_SMALL_BINARY_HEADER[n] + payload)
-        else:
-            self._send(_BINARY, payload)
-
-    def send_ping(self, data: bytes = b"") -> None:
-        """Queue a ping.
-
-        Raises:
-            InvalidState: not OPEN.
-            ValueError: a payload over 125 bytes.
-        """
-        self._check_open()
-        self._send_control(Opcode.PING, bytes(data))
-
-    def send_pong(self, data: bytes) -> None:
-        """Queue an unsolicited pong (pings are answered automatically).
-
-        Raises:
-            InvalidState: not OPEN.
-            ValueError: a payload over 125 bytes.
-        """
-        self._check_open()
-        self._send_control(Opcode.PONG, bytes(data))
-
-    def _send_control(self, opcode: Opcode, payload: bytes) -> None:
-        if len(payload) > MAX_CONTROL_PAYLOAD:
-            raise ValueError("control frame payload over 125 bytes")
-        self._out.append(frame_header(opcode, len(payload)) + payload)
-
     def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake, or answer the peer's close.
 
@@ -504,8 +372,7 @@ class ServerConnection:
             return
         if code == CloseCode.NO_STATUS_RCVD:
             code = None
-        payload = serialize_close(code, _truncate_reason(reason))
-        self._out.append(frame_header(_CLOSE, len(payload)) + payload)
+        self._queue_close(code, reason)
         self._close_sent = True
         self.state = State.CLOSED if self._close_rcvd else State.CLOSING
 
@@ -530,19 +397,8 @@ class ServerConnection:
                 self._messages.reset()
         self._failed = True
         if not (self._close_sent or self._eof or code in _UNSENDABLE):
-            payload = serialize_close(code, _truncate_reason(reason))
-            self._out.append(frame_header(_CLOSE, len(payload)) + payload)
+            self._queue_close(code, reason)
             self._close_sent = True
         if self.state is State.OPEN:
             self.state = State.CLOSED if self._close_rcvd else State.CLOSING
 
-
-def _truncate_reason(reason: str) -> str:
-    """Cut a close reason to 123 bytes of UTF-8, on a character boundary.
-
-    RFC 6455 5.5: control frame payloads are at most 125 bytes, 2 of them the code.
-    """
-    data = reason.encode()
-    if len(data) <= _MAX_REASON:
-        return reason
-    return data[:_MAX_REASON].decode(errors="ignore")
