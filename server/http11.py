@@ -2,8 +2,9 @@
 
 `RequestParser` turns received bytes into `Request`, `Data` and `EndOfMessage` events and
 raises `RequestError` (carrying the answering status) on bad input. The response side is
-`server.response`.
-This module imports no asyncio, socket or clock: only the stdlib and `server.errors`.
+`server.response`; the body is read by its base, `server.bodies.BodyReader`.
+This module imports no asyncio, socket or clock: only the stdlib, `server.errors` and
+`server.bodies`.
 
 Strategy: the head is parsed in one go once `\\r\\n\\r\\n` is buffered, with bytes methods
 only (`find`, `split`, `partition`, `translate`); no per-byte loops, no regex per header.
@@ -19,6 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from server.bodies import (
+    BODY,
+    CHUNK_SIZE,
+    DONE,
+    END,
+    ERROR,
+    HEAD,
+    NOT_CTL,
+    BodyReader,
+    Data,
+    EndOfMessage,
+)
 from server.errors import RequestError
 
 __all__ = [
@@ -33,9 +46,6 @@ __all__ = [
 # RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
 # "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
 TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_HEX_CHARS = b"0123456789abcdefABCDEF"
-# Every byte except the CTLs that may not appear in a head (HTAB is allowed: OWS).
-_NOT_CTL = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b == 0x09)
 _VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
 # RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ), IP-literal in
 # brackets, then ":" port.
@@ -44,10 +54,6 @@ _HOST_CHARS = (
 )
 _AUTHORITY_END = re.compile(rb"[/?#]")
 _EMPTY_LINES = re.compile(rb"(?:\r\n)*")
-_MAX_CHUNK_LINE = 4096  # chunk-size line incl. extensions; real clients send a few bytes
-
-# Parser states.
-_HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _END, _DONE, _ERROR = range(9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +70,6 @@ class Request:
     keep_alive: bool
     expect_continue: bool
     websocket_upgrade: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Data:
-    """A piece of the request body, de-chunked."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EndOfMessage:
-    """End of the current request's body; emitted for bodiless requests too."""
-
-
-_EOM = EndOfMessage()
 
 
 _SPECIAL = frozenset(
@@ -160,7 +151,7 @@ def _split_target(method: str, target: bytes) -> tuple[str, bytes, bytes]:
         raise RequestError("request path is not UTF-8") from None
 
 
-class RequestParser:
+class RequestParser(BodyReader):
     """Parse requests from a byte stream, one event at a time.
 
     Args:
@@ -180,7 +171,7 @@ class RequestParser:
         self.max_header_size = max_header_size
         self.max_headers = max_headers
         self._buf = bytearray()
-        self._state = _HEAD
+        self._state = HEAD
         self._eof = False
         self._remaining = 0  # body or chunk bytes still to read
         self._stop_after = False  # no keep-alive, or an upgrade: stop after this message
@@ -189,7 +180,7 @@ class RequestParser:
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes received from the peer; ignored once the parser failed or saw EOF."""
-        if self._state != _ERROR and not self._eof:
+        if self._state != ERROR and not self._eof:
             self._buf += data
 
     def receive_eof(self) -> None:
@@ -228,23 +219,23 @@ class RequestParser:
         try:
             return self._next_event()
         except RequestError as exc:
-            self._state = _ERROR
+            self._state = ERROR
             self._error = exc
             self._buf.clear()
             raise
 
     def _next_event(self) -> Request | Data | EndOfMessage | None:
         state = self._state
-        if state == _HEAD:
+        if state == HEAD:
             request = self._parse_head()
             if request is None and self._eof and self._buf:
                 raise RequestError("incomplete request")
             return request
-        if state == _BODY:
+        if state == BODY:
             return self._read_body()
-        if state == _END:
+        if state == END:
             return self._end_message()
-        if state == _DONE:
+        if state == DONE:
             return None
         event = self._read_chunked()
         if event is None and self._eof:
@@ -294,7 +285,7 @@ class RequestParser:
             raise RequestError("too many request headers", 431)
         # The CRLFs must be the only control bytes: this catches NUL, bare CR and LF in any
         # field value (RFC 9110 5.5 "MUST either reject the message or replace") in one pass.
-        if len(head.translate(None, _NOT_CTL)) != 2 * (len(lines) - 1):
+        if len(head.translate(None, NOT_CTL)) != 2 * (len(lines) - 1):
             raise RequestError("control character in request head")
         parts = lines[0].split(b" ")
         if len(parts) != 3:
@@ -389,97 +380,14 @@ class RequestParser:
 
         self._stop_after = upgrade or not keep_alive
         if chunked:
-            self._state = _CHUNK_SIZE
+            self._state = CHUNK_SIZE
         elif content_length:
             self._remaining = content_length
-            self._state = _BODY
+            self._state = BODY
         else:
             # RFC 9112 6.3: a request with neither TE nor CL has a zero-length body.
-            self._state = _END
+            self._state = END
         return Request(
             method, target, path, raw_path, query_string, version, headers,
             keep_alive, expect_continue, upgrade,
         )
-
-    def _read_body(self) -> Data | None:
-        buf = self._buf
-        if not buf:
-            if self._eof:
-                raise RequestError("incomplete request")
-            return None
-        return self._take(_END)
-
-    def _take(self, state_after: int) -> Data:
-        """Up to the rest of the current body (or chunk) from the buffer; `state_after` once
-        it is all taken."""
-        buf = self._buf
-        n = min(len(buf), self._remaining)
-        data = bytes(buf[:n])
-        del buf[:n]
-        self._remaining -= n
-        if not self._remaining:
-            self._state = state_after
-        return Data(data)
-
-    def _read_chunked(self) -> Data | EndOfMessage | None:
-        # RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF;
-        # last-chunk = 1*("0") [ chunk-ext ] CRLF; then trailer-section CRLF.
-        buf = self._buf
-        while True:
-            state = self._state
-            if state == _CHUNK_SIZE:
-                line_end = buf.find(b"\r\n", 0, _MAX_CHUNK_LINE)
-                if line_end == -1:
-                    if len(buf) >= _MAX_CHUNK_LINE:
-                        raise RequestError("chunk size line too long")
-                    return None
-                line = bytes(buf[:line_end])
-                del buf[: line_end + 2]
-                # chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ):
-                # accepted and ignored, but no control bytes.
-                size, _, ext = line.partition(b";")
-                size = size.rstrip(b" \t")
-                if not size or size.translate(None, _HEX_CHARS) or len(size) > 16:
-                    raise RequestError("invalid chunk size")
-                if ext.translate(None, _NOT_CTL):
-                    raise RequestError("control character in chunk extension")
-                self._remaining = int(size, 16)
-                self._state = _CHUNK_DATA if self._remaining else _TRAILERS
-            elif state == _CHUNK_DATA:
-                if not buf:
-                    return None
-                return self._take(_CHUNK_CRLF)
-            elif state == _CHUNK_CRLF:
-                if len(buf) < 2:
-                    if buf and buf[0] != 0x0D:  # decide on "X" without waiting for more
-                        raise RequestError("missing CRLF after chunk data")
-                    return None
-                if buf[:2] != b"\r\n":
-                    raise RequestError("missing CRLF after chunk data")
-                del buf[:2]
-                self._state = _CHUNK_SIZE
-            elif state == _TRAILERS:
-                # RFC 9112 7.1.2: trailer fields MAY be discarded; we discard them all.
-                if buf[:2] == b"\r\n":
-                    del buf[:2]
-                    return self._end_message()
-                end = buf.find(b"\r\n\r\n", 0, self.max_header_size + 4)
-                if end == -1:
-                    if len(buf) >= self.max_header_size + 4:
-                        raise RequestError("trailer section too large", 431)
-                    if b"\n\n" in buf:
-                        raise RequestError("bare LF in trailer section")
-                    return None
-                trailers = bytes(buf[: end + 2])
-                if len(trailers.translate(None, _NOT_CTL)) != 2 * trailers.count(b"\r\n"):
-                    raise RequestError("control character in trailer section")
-                del buf[: end + 4]
-                return self._end_message()
-            else:  # _END
-                return self._end_message()
-
-    def _end_message(self) -> EndOfMessage:
-        # The next request is parsed only when next_event() is called again; after a
-        # "close" or an upgrade, no further request is read from this connection.
-        self._state = _DONE if self._stop_after else _HEAD
-        return _EOM
