@@ -16,8 +16,8 @@ arrive, so a large body is never held whole.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from server.bodies import (
@@ -33,6 +33,7 @@ from server.bodies import (
     EndOfMessage,
 )
 from server.errors import RequestError
+from server.fields import NAMES, TOKEN_CHARS, tokens
 
 __all__ = [
     "TOKEN_CHARS",
@@ -43,9 +44,6 @@ __all__ = [
     "tokens",
 ]
 
-# RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-# "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
 # RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ), IP-literal in
 # brackets, then ":" port.
@@ -72,38 +70,20 @@ class Request:
     websocket_upgrade: bool
 
 
+# `Request(...)` without the frozen dataclass __init__ (ten `object.__setattr__` calls,
+# ~12k instructions per request): the slots' own setters, as server.events does.
+_REQUEST_SETTERS = tuple(Request.__dict__[field].__set__ for field in Request.__slots__)
+
+
+def _new_request(*values: Any) -> Request:
+    request: Request = object.__new__(Request)
+    for setter, value in zip(_REQUEST_SETTERS, values, strict=True):
+        setter(request, value)
+    return request
+
+
 _SPECIAL = frozenset(
     [b"content-length", b"host", b"transfer-encoding", b"connection", b"expect", b"upgrade"])
-
-
-def _spellings(names: Sequence[bytes]) -> dict[bytes, bytes]:
-    """Each name as clients write it (lower, Title-Case, WebSocket) -> one lowercase object."""
-    table: dict[bytes, bytes] = {}
-    for name in names:
-        title = name.title()
-        for spelling in (name, title, title.replace(b"Websocket", b"WebSocket")):
-            table[spelling] = name
-    return table
-
-
-# Common field names, to one shared lowercase object each: the scope keeps the headers of
-# every open WebSocket, and a name per header per connection costs ~45 bytes (~200 bytes
-# an idle WebSocket, see bench idle). Other names are lowercased as they come.
-_NAMES = _spellings([
-    b"host", b"upgrade", b"connection", b"origin", b"user-agent", b"accept",
-    b"accept-encoding", b"accept-language", b"cache-control", b"pragma", b"cookie",
-    b"authorization", b"referer", b"content-length", b"content-type", b"transfer-encoding",
-    b"expect", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-protocol",
-    b"sec-websocket-extensions", b"x-forwarded-for", b"x-forwarded-proto", b"x-real-ip",
-])
-
-
-def tokens(values: Sequence[bytes]) -> list[bytes]:
-    """Return the lowercased items of comma-separated field values (RFC 9110 5.6.1)."""
-    if len(values) == 1 and b"," not in values[0]:  # the usual case, e.g. "Upgrade"
-        item = values[0].strip(b" \t").lower()
-        return [item] if item else []
-    return [t for v in values for t in (p.strip(b" \t").lower() for p in v.split(b",")) if t]
 
 
 def _content_length(value: bytes, previous: int | None) -> int:
@@ -141,7 +121,7 @@ def _split_target(method: str, target: bytes) -> tuple[str, bytes, bytes]:
     # A fragment is not part of a request-target; drop it rather than pass it to the app.
     rest = rest.partition(b"#")[0]
     raw_path, _, query_string = rest.partition(b"?")
-    if b"%" not in raw_path:
+    if raw_path.find(b"%") == -1:  # `find`: see server.fields.tokens
         return raw_path.decode("ascii"), raw_path, query_string
     try:
         # ASGI: "path: HTTP request target excluding any query string, with percent-encoded
@@ -294,7 +274,7 @@ class RequestParser(BodyReader):
         if not method_b or method_b.translate(None, TOKEN_CHARS):
             raise RequestError("invalid method")
         # RFC 9112 3.2: the target has no whitespace; a URI is ASCII (RFC 3986).
-        if not target or b"\t" in target or not target.isascii():
+        if not target or target.find(b"\t") != -1 or not target.isascii():
             raise RequestError("invalid request target")
         if version_b == b"HTTP/1.1":
             version = "1.1"
@@ -313,18 +293,22 @@ class RequestParser(BodyReader):
         # Raw values of the fields that decide framing and connection handling.
         special: dict[bytes, list[bytes]] = {}
         # Locals: this loop runs once per header field, the hot path of a handshake.
-        token_chars, special_names, append, known = TOKEN_CHARS, _SPECIAL, headers.append, _NAMES
+        token_chars, special_names, append, known = TOKEN_CHARS, _SPECIAL, headers.append, NAMES
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
             if not colon:
                 raise RequestError("malformed header line")
-            if not name or name.translate(None, token_chars):
-                # Also covers obs-fold (RFC 9112 5.2 "MUST either reject the message by
-                # sending a 400") and whitespace before the colon (RFC 9112 5.1 "MUST reject").
-                if line[:1] in (b" ", b"\t"):
-                    raise RequestError("obsolete line folding in header")
-                raise RequestError("invalid header name")
-            name = known.get(name) or name.lower()
+            lname = known.get(name)  # a known spelling is a token: no need to check it
+            if lname is None:
+                if not name or name.translate(None, token_chars):
+                    # Also covers obs-fold (RFC 9112 5.2 "MUST either reject the message by
+                    # sending a 400") and whitespace before the colon (RFC 9112 5.1 "MUST
+                    # reject").
+                    if line[:1] in (b" ", b"\t"):
+                        raise RequestError("obsolete line folding in header")
+                    raise RequestError("invalid header name")
+                lname = name.lower()
+            name = lname
             value = value.strip(b" \t")
             append((name, value))
             if name in special_names:
@@ -387,7 +371,7 @@ class RequestParser(BodyReader):
         else:
             # RFC 9112 6.3: a request with neither TE nor CL has a zero-length body.
             self._state = END
-        return Request(
+        return _new_request(
             method, target, path, raw_path, query_string, version, headers,
             keep_alive, expect_continue, upgrade,
         )

@@ -25,7 +25,14 @@ import enum
 from typing import Any, Protocol
 
 from server.errors import InvalidState
-from server.frames import MAX_CONTROL_PAYLOAD, RSV1, Opcode, frame_header, serialize_close
+from server.frames import (
+    MAX_CONTROL_PAYLOAD,
+    RSV1,
+    CloseCode,
+    Opcode,
+    frame_header,
+    serialize_close,
+)
 
 __all__ = ["Compressor", "Outbox", "State"]
 
@@ -92,17 +99,21 @@ def build(b0_opcode: int, payload: bytes) -> tuple[bytes, ...]:
 class Outbox:
     """Builds and queues what one connection sends; `ServerConnection` is the whole.
 
-    Subclasses set `state` and `_close_rcvd`; this class keeps the queue and counters.
+    This class keeps the queue, the counters and `state`; the subclass reads the input
+    and sets `_close_rcvd` and `_eof`.
     """
 
-    __slots__ = ("_compressor", "_out", "bytes_out", "messages_out", "state")
+    __slots__ = ("_close_sent", "_compressor", "_out", "bytes_out", "messages_out", "state")
 
     state: State
+    _close_rcvd: bool  # the peer's close frame came (input side)
+    _eof: bool  # the peer closed TCP (input side)
 
     def __init__(self, compressor: Compressor | None) -> None:
         self.state = State.OPEN
         self._compressor = compressor
         self._out: list[bytes] = []
+        self._close_sent = False  # our close frame is queued
         #: Data messages sent, and the payload bytes of their frames on the wire.
         self.messages_out = 0
         self.bytes_out = 0
@@ -223,6 +234,29 @@ class Outbox:
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise ValueError("control frame payload over 125 bytes")
         self._out.append(frame_header(opcode, len(payload)) + payload)
+
+    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake, or answer the peer's close.
+
+        OPEN -> CLOSING (ours first) or CLOSED (answering `CloseReceived`). Once a close
+        frame was sent, or after EOF, this does nothing: RFC 6455 allows one close frame,
+        and a peer's close may cross ours.
+
+        Args:
+            code: the status code; None or 1005 (the echo of a close without status)
+                send an empty close payload.
+            reason: cut to 123 bytes of UTF-8 (ASGI lets an app pass any string).
+
+        Raises:
+            ValueError: a code that must not be sent, or a reason without a code.
+        """
+        if self._close_sent or self._eof or self.state is State.CLOSED:
+            return
+        if code == CloseCode.NO_STATUS_RCVD:
+            code = None
+        self._queue_close(code, reason)
+        self._close_sent = True
+        self.state = State.CLOSED if self._close_rcvd else State.CLOSING
 
     def _queue_close(self, code: int | None, reason: str) -> None:
         """Queue a close frame; the reason is cut to 123 bytes of UTF-8.

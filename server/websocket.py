@@ -8,8 +8,9 @@ starts in OPEN: the HTTP upgrade is done elsewhere. It imports no asyncio, socke
 or clock; timers, writes and closing TCP belong to the glue (`server.wsprotocol`).
 
 Strategy:
-- Input is a `bytearray` plus a read offset; it is compacted once per `receive_data`
-  call, never per frame.
+- Input is a buffer plus a read offset: the received chunk itself while nothing else is
+  buffered (most reads carry whole frames: no copy), else a `bytearray` of the rest plus
+  what came after. It is compacted once per `receive_data` call, never per frame.
 - A frame whose header, mask and whole payload are in the buffer, and that is a whole
   uncompressed message, is unmasked in one call and decoded at once (`messages.complete`).
   Anything else (a fragment, a frame split across reads) is streamed: text and compressed
@@ -92,7 +93,7 @@ class ServerConnection(Outbox):
     # Slots: one of these lives as long as each WebSocket (idle memory per connection).
     # The send side's (queue, counters, state) are `Outbox`'s.
     __slots__ = (
-        "_buf", "_close_rcvd", "_close_sent", "_decompressor", "_eof", "_events",
+        "_buf", "_close_rcvd", "_decompressor", "_eof", "_events",
         "_failed", "_fin", "_left", "_mask", "_max_size", "_messages", "_offset", "_parsing",
         "_pos", "_raw", "_rsv_allowed", "_short", "bytes_in", "close_code", "close_reason",
         "messages_in",
@@ -116,11 +117,10 @@ class ServerConnection(Outbox):
         self._messages: MessageAssembler | None = None
         self._rsv_allowed = RSV1 if decompressor is not None else 0
         self._short = short_headers(self._rsv_allowed)  # shared by every connection
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""  # the received chunk itself, or a copy of its rest
         self._pos = 0
         self._events: list[Event] = []
         self._parsing = True  # False once a close, an error, fail() or EOF stops input
-        self._close_sent = False
         self._close_rcvd = False
         self._failed = False
         self._eof = False
@@ -155,8 +155,11 @@ class ServerConnection(Outbox):
             if self._left:
                 return
             # That was the frame's last byte: _parse() below finishes the frame.
-        else:
+        elif self._buf:
             self._buf += data
+        else:
+            # Nothing buffered (the usual case): parse the chunk itself, no copy.
+            self._buf = data if type(data) is bytes else bytes(data)
         try:
             self._parse()
         except ProtocolError as exc:
@@ -165,9 +168,15 @@ class ServerConnection(Outbox):
         except Exception:  # noqa: BLE001 - a bug of ours must not reach the glue as peer input
             self._stop(ConnectionFailed(CloseCode.INTERNAL_ERROR, "internal error"))
             return
-        # Compact once per call, not per frame.
-        if self._parsing and self._pos:
-            del self._buf[: self._pos]
+        # Compact once per call, not per frame: keep only the unconsumed rest (b"" when
+        # all of it was parsed, as it mostly is).
+        pos = self._pos
+        if pos and self._parsing:
+            buf = self._buf
+            if isinstance(buf, bytes):
+                self._buf = buf[pos:]
+            else:
+                del buf[:pos]
             self._pos = 0
 
     def receive_eof(self) -> None:
@@ -198,7 +207,7 @@ class ServerConnection(Outbox):
         """Emit the final input event and discard all later input."""
         self._events.append(event)
         self._parsing = False
-        self._buf = bytearray()
+        self._buf = b""
         self._pos = 0
         self._raw = _NO_LIST
         if self._messages is not None:
@@ -353,29 +362,6 @@ class ServerConnection(Outbox):
 
     # ----------------------------------------------------------------- output
 
-    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Start the closing handshake, or answer the peer's close.
-
-        OPEN -> CLOSING (ours first) or CLOSED (answering `CloseReceived`). Once a close
-        frame was sent, or after EOF, this does nothing: RFC 6455 allows one close frame,
-        and a peer's close may cross ours.
-
-        Args:
-            code: the status code; None or 1005 (the echo of a close without status)
-                send an empty close payload.
-            reason: cut to 123 bytes of UTF-8 (ASGI lets an app pass any string).
-
-        Raises:
-            ValueError: a code that must not be sent, or a reason without a code.
-        """
-        if self._close_sent or self._eof or self.state is State.CLOSED:
-            return
-        if code == CloseCode.NO_STATUS_RCVD:
-            code = None
-        self._queue_close(code, reason)
-        self._close_sent = True
-        self.state = State.CLOSED if self._close_rcvd else State.CLOSING
-
     def fail(self, code: int, reason: str = "") -> None:
         """Fail the connection (RFC 6455 7.1.7): send a close frame, stop reading input.
 
@@ -390,7 +376,7 @@ class ServerConnection(Outbox):
             raise ValueError(f"close code {code} must not be sent")
         if self._parsing:
             self._parsing = False
-            self._buf = bytearray()
+            self._buf = b""
             self._pos = 0
             self._raw = _NO_LIST
             if self._messages is not None:

@@ -13,7 +13,7 @@ SERVER = Path(__file__).resolve().parents[2] / "server"
 
 # Bytes in, events and bytes out: no event loop, no socket, no clock (STYLE "Architecture").
 SANS_IO = ("errors", "types", "config", "http11", "response", "handshake", "masking", "closing",
-           "bodies", "frames", "events", "messages", "extensions", "deflate", "outbox",
+           "bodies", "fields", "frames", "events", "messages", "extensions", "deflate", "outbox",
            "websocket")
 FORBIDDEN_IN_SANS_IO = {"asyncio", "socket", "time", "selectors", "ssl", "threading", "uvloop"}
 # The asyncio glue and what sits above it (the package's public names included): nothing
